@@ -1,0 +1,359 @@
+"""The chat's web application: configuration, extensions, pages and error pages.
+
+``create_app`` is the one entry point for production and tests. ``python app.py`` starts the
+eventlet server; only then is the standard library monkey-patched, never on import.
+"""
+
+if __name__ == "__main__":
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cachelib import FileSystemCache
+from flask import Flask, g, jsonify, redirect, render_template, request, session, url_for
+from flask_session import Session
+from flask_socketio import SocketIO
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.security import check_password_hash, generate_password_hash
+
+import db_commands
+import events
+from helpers import (
+    ValidationError,
+    check_id,
+    check_password,
+    check_username,
+    login_required,
+    safe_next_url,
+    serialize_chat,
+    user_room,
+)
+
+ROOT = Path(__file__).resolve().parent
+
+# Every setting, with its default. An environment variable of the same name overrides it,
+# and a test's mapping overrides both. README.md documents each one.
+DEFAULTS: dict[str, Any] = {
+    "HOST": "0.0.0.0",
+    "PORT": 5000,
+    "DATABASE_URL": "sqlite:///instance/messenger.db",
+    "UPLOAD_FOLDER": "uploads",
+    "SECRET_KEY": None,
+    "SESSION_FILE_DIR": "instance/sessions",
+    "SESSION_COOKIE_SECURE": False,
+    "SOCKETIO_ASYNC_MODE": "threading",
+    "SOCKETIO_TRANSPORTS": "websocket,polling",
+    "MAX_CONNECTIONS": 10_000,
+    "MAX_MESSAGE_LENGTH": 4000,
+    "MESSAGES_ON_OPEN": 20,
+    "MESSAGES_ON_SCROLL": 10,
+    "MAX_MESSAGES_PER_FETCH": 500,
+    "FIND_RESULTS_LIMIT": 20,
+    "DEFAULT_CHANNEL": "General Talk",
+    "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
+}
+
+socketio = SocketIO()
+events.register(socketio)
+server_session = Session()
+csrf = CSRFProtect()
+log = logging.getLogger("chat")
+
+
+def _from_env(name: str, default: Any) -> Any:
+    """The environment's value for a setting, converted to the type of its default."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def _load_secret_key(instance_path: Path) -> str:
+    """The key from ``instance/secret_key``, generated on first start, readable by its owner."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the chat: defaults, then environment variables, then ``config``."""
+    app = Flask(__name__, instance_path=str(ROOT / "instance"))
+    app.config.update({name: _from_env(name, value) for name, value in DEFAULTS.items()})
+    app.config.update(config or {})
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _load_secret_key(Path(app.instance_path))
+    app.config["DATABASE_PATH"] = db_commands.sqlite_path(app.config["DATABASE_URL"], app.root_path)
+    app.config.update(
+        SESSION_TYPE="cachelib",
+        SESSION_CACHELIB=FileSystemCache(
+            str(Path(app.root_path, app.config["SESSION_FILE_DIR"])), mode=0o600
+        ),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_PERMANENT=True,
+    )
+
+    db_commands.init_app(app)
+    db_commands.init_db(app.config["DATABASE_PATH"])
+    server_session.init_app(app)
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
+        logger=False,
+        engineio_logger=False,
+    )
+    _register_pages(app)
+    _register_errors(app)
+    return app
+
+
+# -- pages ---------------------------------------------------------------------------
+
+
+def _register_pages(app: Flask) -> None:
+    @app.before_request
+    def load_user() -> None:
+        user_id = session.get("user_id")
+        g.user = db_commands.get_user(user_id) if user_id is not None else None
+        if user_id is not None and g.user is None:
+            session.clear()
+
+    @app.context_processor
+    def inject_user() -> dict[str, Any]:
+        user = g.get("user")
+        return {"current_user": {"id": user["id"], "username": user["username"]} if user else None}
+
+    @app.route("/register", methods=["GET", "POST"])
+    def register() -> Any:
+        if request.method == "GET":
+            return render_template("register.html", username="", errors={}, next=_next_arg())
+        errors: dict[str, str] = {}
+        raw_username = request.form.get("username", "")
+        try:
+            username = check_username(raw_username)
+        except ValidationError as error:
+            errors["username"] = str(error)
+        try:
+            password = check_password(
+                request.form.get("password", ""), request.form.get("confirmation", "")
+            )
+        except ValidationError as error:
+            key = "confirmation" if "match" in str(error) else "password"
+            errors[key] = str(error)
+        if not errors:
+            try:
+                user_id = db_commands.insert_user(
+                    username, generate_password_hash(password), app.config["DEFAULT_CHANNEL"]
+                )
+            except sqlite3.IntegrityError:
+                errors["username"] = "This username is taken."
+        if errors:
+            return render_template(
+                "register.html", username=raw_username, errors=errors, next=_next_arg()
+            ), 400
+        _log_in(app, user_id)
+        return _redirect_after_login()
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        if request.method == "GET":
+            return render_template("login.html", username="", errors={}, next=_next_arg())
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        user = db_commands.get_user_credentials(username) if username else None
+        if user is None or not check_password_hash(user["password_hash"], password):
+            errors = {"form": "Wrong username or password."}
+            return render_template(
+                "login.html", username=username, errors=errors, next=_next_arg()
+            ), 400
+        _log_in(app, user["id"])
+        return _redirect_after_login()
+
+    @app.post("/logout")
+    def logout() -> Any:
+        session.clear()
+        return redirect(url_for("login"), 303)
+
+    @app.get("/")
+    @login_required
+    def index() -> Any:
+        chats = db_commands.list_chats_for_member(g.user["id"])
+        unread_total = sum(chat["unread_count"] for chat in chats)
+        return render_template("index.html", unread_total=unread_total)
+
+    @app.get("/find")
+    @login_required
+    def find() -> Any:
+        query = request.args.get("q")
+        if query is None:
+            return render_template("find.html")
+        users = db_commands.list_users_matching(
+            query.strip()[:64], app.config["FIND_RESULTS_LIMIT"]
+        )
+        return jsonify(users)
+
+    @app.post("/add")
+    @login_required
+    def add() -> Any:
+        try:
+            partner_id = check_id(_int_or_none(request.form.get("user_id")), "user_id")
+        except ValidationError as error:
+            return _apology(400, str(error))
+        if db_commands.get_user(partner_id) is None:
+            return _apology(404, "There is no such person.")
+        chat_id, created = db_commands.get_or_insert_direct_chat(g.user["id"], partner_id)
+        if created:
+            for member_id in {g.user["id"], partner_id}:
+                chat = db_commands.get_chat_for_member(chat_id, member_id)
+                socketio.emit("chat_added", {"chat": serialize_chat(chat)}, to=user_room(member_id))
+        return redirect(url_for("chats", chat=chat_id), 303)
+
+    @app.get("/chats")
+    @login_required
+    def chats() -> Any:
+        open_chat_id = g.user["last_chat_id"]
+        if "chat" in request.args:
+            open_chat_id = _int_or_none(request.args["chat"])
+            if open_chat_id is None or not db_commands.get_chat_for_member(
+                open_chat_id, g.user["id"]
+            ):
+                return _apology(404, "This chat does not exist or you are not in it.")
+        elif open_chat_id is not None and not db_commands.get_chat_for_member(
+            open_chat_id, g.user["id"]
+        ):
+            open_chat_id = None
+        settings = {
+            "max_message_length": app.config["MAX_MESSAGE_LENGTH"],
+            "messages_on_open": app.config["MESSAGES_ON_OPEN"],
+            "messages_on_scroll": app.config["MESSAGES_ON_SCROLL"],
+            "transports": app.config["SOCKETIO_TRANSPORTS"],
+        }
+        return render_template("chats.html", open_chat_id=open_chat_id, settings=settings)
+
+
+def _next_arg() -> str:
+    return safe_next_url(request.values.get("next")) or ""
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    return int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+
+
+def _log_in(app: Flask, user_id: int) -> None:
+    """Start a fresh session for ``user_id`` under a new session id (no fixation)."""
+    session.clear()
+    session["user_id"] = user_id
+    app.session_interface.regenerate(session)
+
+
+def _redirect_after_login() -> Any:
+    return redirect(_next_arg() or url_for("chats"), 303)
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" or request.path.startswith("/socket.io")
+
+
+def _apology(code: int, message: str) -> Any:
+    if _wants_json():
+        return jsonify({"ok": False, "error": message}), code
+    return render_template("apology.html", code=code, message=message), code
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> Any:
+        return _apology(400, "The form expired or came from another site. Please try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        return _apology(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Any:
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return _apology(500, "Something went wrong on the server. Please try again.")
+
+
+# -- starting the server -------------------------------------------------------------
+
+
+def lan_address() -> str | None:
+    """This machine's address on the local network, or None when it has none."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        # Connecting a UDP socket sends nothing; it only asks the kernel which local
+        # address would route to a documentation-range address (RFC 5737).
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise the soft open-files limit towards ``wanted`` (one file per connection)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(max(soft, wanted), hard) if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if target != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def print_addresses(host: str, port: int) -> None:
+    """Tell the person who started the chat where to open it, with a QR code for phones."""
+    import segno
+
+    print(f"\n  Chat is running.\n  On this computer:  http://localhost:{port}/")
+    lan = lan_address() if host in {"0.0.0.0", "::"} else None
+    if lan:
+        url = f"http://{lan}:{port}/"
+        print(f"  On your network:   {url}\n  Point a phone's camera at this code:\n")
+        segno.make(url, error="m").terminal(compact=True)
+    print(flush=True)
+
+
+def main() -> None:
+    """Start the chat on eventlet with the settings from the environment."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
+    host, port = app.config["HOST"], app.config["PORT"]
+    max_connections = app.config["MAX_CONNECTIONS"]
+    raise_open_files_limit(max_connections + 100)
+    print_addresses(host, port)
+    # eventlet's server stops accepting at 1,024 connections unless max_size is raised.
+    socketio.run(app, host=host, port=port, max_size=max_connections, log_output=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,477 @@
+"""Every SQL statement of the chat: one function per query, explicit ids in, plain dicts out.
+
+Functions never read ``session``, ``request`` or ``g`` beyond the connection itself, so the
+same calls serve HTTP views, Socket.IO handlers, tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app, g
+
+from helpers import now_ms
+
+SCHEMA_FILE = Path(__file__).with_name("query.sql")
+_VERSION_MARK = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
+
+# The columns of a message on the wire, with its sender's name and its attachment.
+_MESSAGE_SELECT = """
+    SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name, m.body, m.created_at,
+           m.client_id, m.attachment_id, a.original_name AS attachment_name,
+           a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size
+    FROM messages AS m
+    JOIN users AS u ON u.id = m.sender_id
+    LEFT JOIN attachments AS a ON a.id = m.attachment_id
+"""
+
+# A chat as one member sees it: a direct chat is named after the partner (oneself for
+# notes-to-self), and the unread count is computed in the same statement, so a list of
+# 200 chats costs one query, not one per chat.
+_CHAT_SELECT = """
+    SELECT c.id, c.kind, c.name AS channel_name, c.last_message_id,
+           cm.last_read_message_id AS last_read_id, cm.joined_at,
+           p.id AS partner_id, p.username AS partner_name,
+           (SELECT COUNT(*) FROM messages AS x
+             WHERE x.chat_id = c.id AND x.id > cm.last_read_message_id
+               AND x.sender_id != cm.user_id) AS unread_count,
+           lm.sender_id AS last_sender_id, lu.username AS last_sender_name,
+           lm.body AS last_body, lm.created_at AS last_created_at,
+           lm.client_id AS last_client_id, lm.attachment_id AS last_attachment_id,
+           la.original_name AS last_attachment_name,
+           la.mime_type AS last_attachment_mime_type, la.size_bytes AS last_attachment_size
+    FROM chat_members AS cm
+    JOIN chats AS c ON c.id = cm.chat_id
+    LEFT JOIN users AS p ON c.kind = 'direct' AND p.id = COALESCE(
+        (SELECT o.user_id FROM chat_members AS o
+          WHERE o.chat_id = c.id AND o.user_id != cm.user_id), cm.user_id)
+    LEFT JOIN messages AS lm ON lm.id = c.last_message_id
+    LEFT JOIN users AS lu ON lu.id = lm.sender_id
+    LEFT JOIN attachments AS la ON la.id = lm.attachment_id
+"""
+
+
+# -- connection lifecycle -------------------------------------------------------------
+
+
+def sqlite_path(database_url: str, root: str) -> str:
+    """Turn ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` into a file path."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        raise ValueError(f"DATABASE_URL must start with {prefix!r}, got {database_url!r}")
+    path = database_url[len(prefix) :]
+    if path == ":memory:":
+        raise ValueError("An in-memory database would vanish between connections; use a file.")
+    return str(Path(root, path)) if not Path(path).is_absolute() else path
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open a connection with the settings every connection of the chat relies on."""
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    # WAL + NORMAL: a committed transaction survives a crash of the process; only a power
+    # loss or OS crash may take the last few back (see docs/architecture.md).
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def get_db() -> sqlite3.Connection:
+    """The connection of the current app context, opened on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE_PATH"])
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    """Close the current app context's connection, if one was opened."""
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run a block as one write transaction; IMMEDIATE so two writers never deadlock."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def schema_versions(sql: str) -> list[tuple[int, str]]:
+    """Split query.sql into its ``(version, statements)`` sections, in order."""
+    marks = list(_VERSION_MARK.finditer(sql))
+    sections = []
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(sql)
+        sections.append((int(mark.group(1)), sql[mark.end() : end]))
+    return sections
+
+
+def init_db(path: str) -> int:
+    """Create or upgrade the database at ``path`` to the newest schema; return its version."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, statements in schema_versions(SCHEMA_FILE.read_text()):
+            if version <= current:
+                continue
+            # executescript commits as it goes, so the version bump rides in the same script.
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{statements}\nPRAGMA user_version = {version:d};\nCOMMIT;"
+            )
+            current = version
+        return current
+    finally:
+        conn.close()
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the database, or upgrade it in place to the newest schema."""
+    version = init_db(current_app.config["DATABASE_PATH"])
+    click.echo(f"Database ready (schema version {version}).")
+
+
+def init_app(app: Flask) -> None:
+    """Close connections with each app context and register ``flask init-db``."""
+    app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)
+
+
+def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    return dict(row) if row is not None else None
+
+
+# -- users ---------------------------------------------------------------------------
+
+
+def insert_user(username: str, password_hash: str, default_channel: str) -> int:
+    """Create a user who is a member of the default channel; raise IntegrityError if taken."""
+    db = get_db()
+    now = now_ms()
+    with transaction(db):
+        user_id = db.execute(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+            (username, password_hash, now),
+        ).lastrowid
+        db.execute(
+            """INSERT INTO chat_members (chat_id, user_id, last_read_message_id, joined_at)
+               SELECT id, ?, COALESCE(last_message_id, 0), ? FROM chats
+               WHERE kind = 'channel' AND name = ?""",
+            (user_id, now, default_channel),
+        )
+    return user_id
+
+
+def get_user(user_id: int) -> dict[str, Any] | None:
+    """One user's public fields and the chat they had open last, or None."""
+    row = (
+        get_db()
+        .execute("SELECT id, username, last_chat_id FROM users WHERE id = ?", (user_id,))
+        .fetchone()
+    )
+    return _row(row)
+
+
+def get_user_credentials(username: str) -> dict[str, Any] | None:
+    """The id and password hash of the user with this name (any case), or None."""
+    row = (
+        get_db()
+        .execute("SELECT id, username, password_hash FROM users WHERE username = ?", (username,))
+        .fetchone()
+    )
+    return _row(row)
+
+
+def list_users_matching(query: str, limit: int) -> list[dict[str, Any]]:
+    """Users whose name contains ``query`` (any case), names starting with it first."""
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = (
+        get_db()
+        .execute(
+            """SELECT id, username FROM users
+           WHERE username LIKE ? ESCAPE '\\'
+           ORDER BY username LIKE ? ESCAPE '\\' DESC, username COLLATE NOCASE, id
+           LIMIT ?""",
+            (f"%{escaped}%", f"{escaped}%", limit),
+        )
+        .fetchall()
+    )
+    return [dict(row) for row in rows]
+
+
+def update_last_chat(user_id: int, chat_id: int) -> None:
+    """Remember the chat a user opened last, for every device they use."""
+    get_db().execute("UPDATE users SET last_chat_id = ? WHERE id = ?", (chat_id, user_id))
+
+
+# -- chats and membership ------------------------------------------------------------
+
+
+def get_or_insert_direct_chat(user_id: int, partner_id: int) -> tuple[int, bool]:
+    """The direct chat of two users (one user: notes-to-self), and whether it is new."""
+    low, high = sorted((user_id, partner_id))
+    key = f"{low}:{high}"
+    db = get_db()
+    now = now_ms()
+    with transaction(db):
+        row = db.execute("SELECT id FROM chats WHERE direct_key = ?", (key,)).fetchone()
+        if row is not None:
+            return row["id"], False
+        chat_id = db.execute(
+            "INSERT INTO chats (kind, direct_key, created_by, created_at) "
+            "VALUES ('direct', ?, ?, ?)",
+            (key, user_id, now),
+        ).lastrowid
+        db.executemany(
+            "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
+            [(chat_id, member, now) for member in {low, high}],
+        )
+    return chat_id, True
+
+
+def insert_channel(name: str, created_by: int) -> int:
+    """Create a channel with its creator as member; raise IntegrityError if the name is taken."""
+    db = get_db()
+    now = now_ms()
+    with transaction(db):
+        chat_id = db.execute(
+            "INSERT INTO chats (kind, name, created_by, created_at) VALUES ('channel', ?, ?, ?)",
+            (name, created_by, now),
+        ).lastrowid
+        db.execute(
+            "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
+            (chat_id, created_by, now),
+        )
+    return chat_id
+
+
+def insert_channel_member(chat_id: int, user_id: int) -> bool:
+    """Add a user to a channel with its past counted as read; False if already a member."""
+    cursor = get_db().execute(
+        """INSERT INTO chat_members (chat_id, user_id, last_read_message_id, joined_at)
+           SELECT id, ?, COALESCE(last_message_id, 0), ? FROM chats
+           WHERE id = ? AND kind = 'channel'
+           ON CONFLICT (chat_id, user_id) DO NOTHING""",
+        (user_id, now_ms(), chat_id),
+    )
+    return cursor.rowcount == 1
+
+
+def get_channel(chat_id: int) -> dict[str, Any] | None:
+    """A channel's id and name, or None when no channel has this id."""
+    row = (
+        get_db()
+        .execute("SELECT id, kind, name FROM chats WHERE id = ? AND kind = 'channel'", (chat_id,))
+        .fetchone()
+    )
+    return _row(row)
+
+
+def get_membership(chat_id: int, user_id: int) -> dict[str, Any] | None:
+    """The chat's kind and newest message id if the user is a member of it, else None."""
+    row = (
+        get_db()
+        .execute(
+            """SELECT c.id, c.kind, c.last_message_id, cm.last_read_message_id AS last_read_id
+           FROM chat_members AS cm JOIN chats AS c ON c.id = cm.chat_id
+           WHERE cm.chat_id = ? AND cm.user_id = ?""",
+            (chat_id, user_id),
+        )
+        .fetchone()
+    )
+    return _row(row)
+
+
+def get_chat_for_member(chat_id: int, user_id: int) -> dict[str, Any] | None:
+    """The chat as this member sees it, or None if it does not exist or they are not in it."""
+    row = (
+        get_db()
+        .execute(_CHAT_SELECT + " WHERE cm.user_id = ? AND cm.chat_id = ?", (user_id, chat_id))
+        .fetchone()
+    )
+    return _row(row)
+
+
+def list_chats_for_member(user_id: int) -> list[dict[str, Any]]:
+    """Every chat of a user with its unread count and last message, newest activity first."""
+    rows = (
+        get_db()
+        .execute(
+            _CHAT_SELECT
+            + " WHERE cm.user_id = ?"
+            + " ORDER BY COALESCE(lm.created_at, cm.joined_at) DESC, c.id DESC",
+            (user_id,),
+        )
+        .fetchall()
+    )
+    return [dict(row) for row in rows]
+
+
+def list_chat_ids_for_member(user_id: int) -> list[int]:
+    """The ids of every chat a user is a member of."""
+    rows = (
+        get_db()
+        .execute("SELECT chat_id FROM chat_members WHERE user_id = ?", (user_id,))
+        .fetchall()
+    )
+    return [row[0] for row in rows]
+
+
+def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
+    """Channels the user is not a member of, by name."""
+    rows = (
+        get_db()
+        .execute(
+            """SELECT c.id, c.name FROM chats AS c
+           WHERE c.kind = 'channel' AND NOT EXISTS (
+               SELECT 1 FROM chat_members AS cm WHERE cm.chat_id = c.id AND cm.user_id = ?)
+           ORDER BY c.name COLLATE NOCASE""",
+            (user_id,),
+        )
+        .fetchall()
+    )
+    return [dict(row) for row in rows]
+
+
+# -- messages ------------------------------------------------------------------------
+
+
+def insert_message(
+    chat_id: int, sender_id: int, body: str, client_id: str, attachment_id: int | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Store a message and move the chat's last message; a repeated client_id returns the
+    first message and False instead of storing a second one."""
+    db = get_db()
+    with transaction(db):
+        cursor = db.execute(
+            """INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at,
+                                     client_id)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (sender_id, client_id) DO NOTHING""",
+            (chat_id, sender_id, body, attachment_id, now_ms(), client_id),
+        )
+        created = cursor.rowcount == 1
+        if created:
+            db.execute(
+                "UPDATE chats SET last_message_id = ? WHERE id = ?", (cursor.lastrowid, chat_id)
+            )
+            message = db.execute(_MESSAGE_SELECT + " WHERE m.id = ?", (cursor.lastrowid,))
+        else:
+            message = db.execute(
+                _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?",
+                (sender_id, client_id),
+            )
+        return dict(message.fetchone()), created
+
+
+def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` newest messages older than ``before_id`` (all when None), oldest first."""
+    rows = (
+        get_db()
+        .execute(
+            _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
+            (chat_id, before_id if before_id is not None else 2**63 - 1, limit),
+        )
+        .fetchall()
+    )
+    return [dict(row) for row in reversed(rows)]
+
+
+def list_messages_after(chat_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` oldest messages newer than ``after_id``, oldest first."""
+    rows = (
+        get_db()
+        .execute(
+            _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+            (chat_id, after_id, limit),
+        )
+        .fetchall()
+    )
+    return [dict(row) for row in rows]
+
+
+def get_first_unread_id(chat_id: int, user_id: int, last_read_id: int) -> int | None:
+    """The id of the oldest message after ``last_read_id`` sent by someone else, or None."""
+    row = (
+        get_db()
+        .execute(
+            """SELECT MIN(id) FROM messages
+           WHERE chat_id = ? AND id > ? AND sender_id != ?""",
+            (chat_id, last_read_id, user_id),
+        )
+        .fetchone()
+    )
+    return row[0]
+
+
+def count_unread(chat_id: int, user_id: int, last_read_id: int) -> int:
+    """How many messages after ``last_read_id`` were sent by someone other than the user."""
+    row = (
+        get_db()
+        .execute(
+            "SELECT COUNT(*) FROM messages WHERE chat_id = ? AND id > ? AND sender_id != ?",
+            (chat_id, last_read_id, user_id),
+        )
+        .fetchone()
+    )
+    return row[0]
+
+
+def has_message_before(chat_id: int, message_id: int) -> bool:
+    """Whether the chat holds a message older than ``message_id``."""
+    row = (
+        get_db()
+        .execute(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND id < ?)",
+            (chat_id, message_id),
+        )
+        .fetchone()
+    )
+    return bool(row[0])
+
+
+def has_message_after(chat_id: int, message_id: int) -> bool:
+    """Whether the chat holds a message newer than ``message_id``."""
+    row = (
+        get_db()
+        .execute(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND id > ?)",
+            (chat_id, message_id),
+        )
+        .fetchone()
+    )
+    return bool(row[0])
+
+
+def update_last_read(chat_id: int, user_id: int, last_read_id: int) -> int:
+    """Move a member's read pointer forward (never back, never past the chat's newest
+    message); return the pointer as stored."""
+    db = get_db()
+    with transaction(db):
+        db.execute(
+            """UPDATE chat_members
+               SET last_read_message_id = MAX(last_read_message_id, MIN(?, COALESCE(
+                   (SELECT last_message_id FROM chats WHERE id = ?), 0)))
+               WHERE chat_id = ? AND user_id = ?""",
+            (last_read_id, chat_id, chat_id, user_id),
+        )
+        row = db.execute(
+            "SELECT last_read_message_id FROM chat_members WHERE chat_id = ? AND user_id = ?",
+            (chat_id, user_id),
+        ).fetchone()
+    return row[0]

@@ -1,0 +1,265 @@
+"""Every Socket.IO handler: parse the payload, check it, call db_commands, emit. No SQL here.
+
+Rooms (helpers.py): each socket joins ``user:<id>``, ``chat:<id>`` for each chat of its user,
+and ``view:<id>`` for the one chat it has open. Every fan-out is one emit to one room.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import current_app, session
+from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
+
+import db_commands
+from helpers import (
+    ValidationError,
+    authenticated_only,
+    chat_room,
+    check_channel_name,
+    check_client_id,
+    check_id,
+    check_message_body,
+    check_optional_id,
+    serialize_chat,
+    serialize_message,
+    user_room,
+    view_room,
+)
+
+# Every client -> server event, by name; register() binds them all.
+HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
+NOT_A_MEMBER = "This chat does not exist or you are not in it."
+
+
+def event(name: str) -> Callable:
+    """Register ``handler(user_id, payload)`` for the client event ``name``."""
+
+    def decorate(handler: Callable[[int, Mapping[str, Any]], dict[str, Any]]) -> Callable:
+        HANDLERS[name] = authenticated_only(handler)
+        return handler
+
+    return decorate
+
+
+def register(socketio: SocketIO) -> None:
+    """Bind the connect handler and every event handler to ``socketio``."""
+    socketio.on_event("connect", on_connect)
+    for name, handler in HANDLERS.items():
+        socketio.on_event(name, handler)
+
+
+def on_connect(_auth: Any = None) -> None:
+    """Refuse a socket without a logged-in user; put the others in their rooms."""
+    user_id = session.get("user_id")
+    user = db_commands.get_user(user_id) if isinstance(user_id, int) else None
+    if user is None:
+        raise ConnectionRefusedError("Please log in.")
+    session["username"] = user["username"]
+    join_room(user_room(user_id))
+    for chat_id in db_commands.list_chat_ids_for_member(user_id):
+        join_room(chat_room(chat_id))
+
+
+def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
+    """The membership of ``user_id`` in ``chat_id``; strangers get the same error as for
+    a chat that does not exist."""
+    membership = db_commands.get_membership(chat_id, user_id)
+    if membership is None:
+        raise ValidationError(NOT_A_MEMBER)
+    return membership
+
+
+def _page(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [serialize_message(row) for row in messages]
+
+
+@event("join_chat")
+def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Open a chat: its newest page, or everything from the first unread, or a catch-up."""
+    chat_id = check_id(payload.get("chat_id"))
+    after_id = check_optional_id(payload.get("after_id"), "after_id")
+    chat = db_commands.get_chat_for_member(chat_id, user_id)
+    if chat is None:
+        raise ValidationError(NOT_A_MEMBER)
+    config = current_app.config
+    unread_count = chat["unread_count"]
+    first_unread_id = (
+        db_commands.get_first_unread_id(chat_id, user_id, chat["last_read_id"])
+        if unread_count
+        else None
+    )
+    if after_id is not None:
+        rows = db_commands.list_messages_after(chat_id, after_id, config["MAX_MESSAGES_PER_FETCH"])
+    elif unread_count > config["MESSAGES_ON_OPEN"]:
+        rows = db_commands.list_messages_after(
+            chat_id, first_unread_id - 1, config["MAX_MESSAGES_PER_FETCH"]
+        )
+    else:
+        rows = db_commands.list_messages_before(chat_id, None, config["MESSAGES_ON_OPEN"])
+    for room in rooms():
+        if room.startswith("view:"):
+            leave_room(room)
+    join_room(view_room(chat_id))
+    join_room(chat_room(chat_id))
+    db_commands.update_last_chat(user_id, chat_id)
+    return {
+        "chat": serialize_chat(chat),
+        "messages": _page(rows),
+        "unread_count": unread_count,
+        "first_unread_id": first_unread_id,
+        "has_more_before": bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"]),
+        "has_more_after": bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"]),
+    }
+
+
+@event("message_history_is_scrolled_to_the_top")
+def scrolled_to_top(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The page of older messages just before ``before_id``."""
+    chat_id = check_id(payload.get("chat_id"))
+    before_id = check_id(payload.get("before_id"), "before_id")
+    access_chat(chat_id, user_id)
+    rows = db_commands.list_messages_before(
+        chat_id, before_id, current_app.config["MESSAGES_ON_SCROLL"]
+    )
+    return {
+        "messages": _page(rows),
+        "has_more_before": bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"]),
+    }
+
+
+@event("message_history_is_scrolled_to_the_bottom")
+def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The page of newer messages just after ``after_id``."""
+    chat_id = check_id(payload.get("chat_id"))
+    after_id = check_id(payload.get("after_id"), "after_id")
+    access_chat(chat_id, user_id)
+    rows = db_commands.list_messages_after(
+        chat_id, after_id, current_app.config["MAX_MESSAGES_PER_FETCH"]
+    )
+    return {
+        "messages": _page(rows),
+        "has_more_after": bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"]),
+    }
+
+
+@event("message_sent")
+def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Store a message (once per client_id), then deliver it to the chat's rooms."""
+    chat_id = check_id(payload.get("chat_id"))
+    body = check_message_body(payload.get("body"), current_app.config["MAX_MESSAGE_LENGTH"])
+    client_id = check_client_id(payload.get("client_id"))
+    chat = access_chat(chat_id, user_id)
+    row, created = db_commands.insert_message(chat_id, user_id, body, client_id)
+    message = serialize_message(row)
+    if created:
+        deliver_message(chat, message)
+    return {"message": message}
+
+
+def deliver_message(chat: Mapping[str, Any], message: dict[str, Any]) -> None:
+    """Emit a stored message: to the sockets that have the chat open, to every member
+    socket for the chat list, and to a direct partner for whom the chat is new."""
+    chat_id = message["chat_id"]
+    emit(
+        "message_received_from_current_chat",
+        {"message": message},
+        to=view_room(chat_id),
+        include_self=False,
+    )
+    emit(
+        "message_received_from_another_chat",
+        {"chat_id": chat_id, "message": message},
+        to=chat_room(chat_id),
+    )
+    if chat["kind"] == "direct" and chat["last_message_id"] is None:
+        partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
+        if partner_id != message["sender_id"]:
+            partner_chat = db_commands.get_chat_for_member(chat_id, partner_id)
+            emit(
+                "new_user_sent_message",
+                {"chat": serialize_chat(partner_chat), "message": message},
+                to=user_room(partner_id),
+            )
+
+
+@event("new_message_count_updated")
+def read_up_to(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Move the reader's pointer forward to ``last_read_id``; keep their other tabs in step."""
+    chat_id = check_id(payload.get("chat_id"))
+    last_read_id = check_id(payload.get("last_read_id"), "last_read_id")
+    access_chat(chat_id, user_id)
+    pointer = db_commands.update_last_read(chat_id, user_id, last_read_id)
+    unread_count = db_commands.count_unread(chat_id, user_id, pointer)
+    emit(
+        "new_message_count_updated",
+        {"chat_id": chat_id, "unread_count": unread_count, "last_read_id": pointer},
+        to=user_room(user_id),
+        include_self=False,
+    )
+    return {"unread_count": unread_count, "last_read_id": pointer}
+
+
+@event("create_channel")
+def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Create a channel; everyone sees it appear at once."""
+    name = check_channel_name(payload.get("name"))
+    try:
+        chat_id = db_commands.insert_channel(name, user_id)
+    except sqlite3.IntegrityError:
+        raise ValidationError("A channel with this name already exists.") from None
+    chat = serialize_chat(db_commands.get_chat_for_member(chat_id, user_id))
+    join_room(chat_room(chat_id))
+    emit(
+        "channel_created",
+        {"chat": {"id": chat_id, "kind": "channel", "name": name}},
+        broadcast=True,
+    )
+    emit("chat_added", {"chat": chat}, to=user_room(user_id), include_self=False)
+    return {"chat": chat}
+
+
+@event("join_channel")
+def join_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Join a channel from the list (joining twice is harmless)."""
+    chat_id = check_id(payload.get("chat_id"))
+    if db_commands.get_channel(chat_id) is None:
+        raise ValidationError("This channel does not exist.")
+    added = db_commands.insert_channel_member(chat_id, user_id)
+    join_room(chat_room(chat_id))
+    chat = serialize_chat(db_commands.get_chat_for_member(chat_id, user_id))
+    if added:
+        emit("chat_added", {"chat": chat}, to=user_room(user_id), include_self=False)
+    return {"chat": chat}
+
+
+@event("list_chats")
+def list_chats(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's chats with unread counts, and the channels they could join.
+
+    Also puts this socket in the room of every chat of its user, so a chat added since it
+    connected (a new direct chat, a channel joined in another tab) reaches it from now on.
+    """
+    chats = db_commands.list_chats_for_member(user_id)
+    for chat in chats:
+        join_room(chat_room(chat["id"]))
+    return {
+        "chats": [serialize_chat(chat) for chat in chats],
+        "channels": db_commands.list_channels_to_join(user_id),
+    }
+
+
+@event("typing")
+def typing(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Tell the others who have the chat open that this user is typing."""
+    chat_id = check_id(payload.get("chat_id"))
+    access_chat(chat_id, user_id)
+    emit(
+        "user_typing",
+        {"chat_id": chat_id, "user_id": user_id, "username": session.get("username")},
+        to=view_room(chat_id),
+        include_self=False,
+    )
+    return {}

@@ -1,0 +1,63 @@
+-- The chat's schema, in versions. Each "-- version: N" section upgrades a database whose
+-- PRAGMA user_version is N-1; db_commands.init_db applies the missing sections in order,
+-- each in its own transaction, so an old database upgrades in place and nothing is lost.
+-- Never edit a released section: add a new one.
+
+-- version: 1
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,          -- ms since the epoch, UTC
+    last_chat_id INTEGER REFERENCES chats (id) ON DELETE SET NULL
+);
+
+CREATE TABLE chats (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('direct', 'channel')),
+    name TEXT UNIQUE COLLATE NOCASE,      -- channels only
+    direct_key TEXT UNIQUE,               -- direct chats only: "<low user id>:<high user id>"
+    created_by INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    created_at INTEGER NOT NULL,
+    last_message_id INTEGER,              -- newest message, kept with each insert
+    CHECK ((kind = 'channel' AND name IS NOT NULL AND direct_key IS NULL)
+        OR (kind = 'direct' AND direct_key IS NOT NULL AND name IS NULL))
+);
+
+CREATE TABLE chat_members (
+    chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    last_read_message_id INTEGER NOT NULL DEFAULT 0,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, user_id)
+) WITHOUT ROWID;
+
+CREATE INDEX chat_members_by_user ON chat_members (user_id, chat_id);
+
+CREATE TABLE attachments (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    uploader_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    original_name TEXT NOT NULL,
+    stored_name TEXT NOT NULL UNIQUE,
+    mime_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    sender_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    body TEXT NOT NULL,
+    attachment_id INTEGER REFERENCES attachments (id),
+    created_at INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    UNIQUE (sender_id, client_id)
+);
+
+-- Every page of history is a range scan on this index, however deep it is.
+CREATE INDEX messages_by_chat ON messages (chat_id, id);
+
+INSERT INTO chats (kind, name, created_at)
+VALUES ('channel', 'General Talk', CAST(strftime('%s', 'now') AS INTEGER) * 1000);

@@ -1,0 +1,138 @@
+"""Fixtures: an app on a fresh database, named users with their own browsers' cookies,
+and Socket.IO test clients that share those users' sessions."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_socketio import SocketIOTestClient
+
+from app import create_app, socketio
+
+PASSWORD = "correct horse battery"
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The settings of an app that keeps everything under ``tmp_path``."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}",
+        "SESSION_FILE_DIR": str(tmp_path / "sessions"),
+        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+        "WTF_CSRF_ENABLED": False,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    return create_app(make_config(tmp_path))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class User:
+    """A person using the chat: their id, their browser (cookies) and their open tabs."""
+
+    app: Flask
+    name: str
+    id: int
+    http: FlaskClient
+    tabs: list[SocketIOTestClient] = field(default_factory=list)
+
+    def open_tab(self) -> SocketIOTestClient:
+        """A new Socket.IO connection sharing this user's login, like a second tab."""
+        tab = socketio.test_client(self.app, flask_test_client=self.http)
+        assert tab.is_connected(), f"{self.name}'s socket was refused"
+        self.tabs.append(tab)
+        return tab
+
+    @property
+    def tab(self) -> SocketIOTestClient:
+        """The user's first tab, opened on first use."""
+        return self.tabs[0] if self.tabs else self.open_tab()
+
+    def call(self, event: str, payload: Any = None, tab: SocketIOTestClient | None = None) -> Any:
+        """Emit ``event`` and return its acknowledgement."""
+        args = () if payload is None else (payload,)
+        return (tab or self.tab).emit(event, *args, callback=True)
+
+    def send(self, chat_id: int, body: str, client_id: str | None = None) -> dict[str, Any]:
+        """Send a message and return the stored message from the ack."""
+        ack = self.call(
+            "message_sent",
+            {"chat_id": chat_id, "body": body, "client_id": client_id or next(_client_ids)},
+        )
+        assert ack["ok"], ack
+        return ack["message"]
+
+    def direct_chat_with(self, other: User) -> int:
+        """Open (or create) the direct chat with ``other`` through POST /add."""
+        response = self.http.post("/add", data={"user_id": other.id})
+        assert response.status_code == 303, response.data
+        return int(response.headers["Location"].rsplit("=", 1)[1])
+
+
+_client_ids = (f"c{n}" for n in itertools.count())
+
+
+def register(http: FlaskClient, name: str, password: str = PASSWORD) -> Any:
+    return http.post(
+        "/register", data={"username": name, "password": password, "confirmation": password}
+    )
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Iterator[Any]:
+    """Register a user with their own cookie jar and return a ``User``."""
+    users: list[User] = []
+
+    def make(name: str) -> User:
+        http = app.test_client()
+        response = register(http, name)
+        assert response.status_code == 303, response.data
+        with http.session_transaction() as session:
+            user_id = session["user_id"]
+        user = User(app, name, user_id, http)
+        users.append(user)
+        return user
+
+    yield make
+    for user in users:
+        for tab in user.tabs:
+            if tab.is_connected():
+                tab.disconnect()
+
+
+@pytest.fixture
+def alice(make_user: Any) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user: Any) -> User:
+    return make_user("bob")
+
+
+@pytest.fixture
+def carol(make_user: Any) -> User:
+    return make_user("carol")
+
+
+def received(tab: SocketIOTestClient, name: str | None = None) -> list[dict[str, Any]]:
+    """The payloads of the events ``tab`` received since the last call (of one name)."""
+    events = tab.get_received()
+    return [e["args"][0] for e in events if name is None or e["name"] == name]
