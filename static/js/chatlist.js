@@ -1,0 +1,277 @@
+// The left panel: the user's chats (newest activity first) with previews and
+// unread badges, and the channels the user can join.
+
+import {
+  chatDisplayName, formatListTime, h, previewText, setNote, timeElement,
+} from './dom.js';
+
+const AVATAR_HUES = 6;
+
+function avatarHue(name) {
+  let sum = 0;
+  for (const ch of name) sum = (sum * 31 + ch.codePointAt(0)) % 9973;
+  return sum % AVATAR_HUES;
+}
+
+export class ChatList {
+  /**
+   * root: the #chat-app element; me: {id, username};
+   * onOpen(chatId): the user picked a chat; onJoin(chatId, button): the user pressed Join.
+   */
+  constructor({ root, me, onOpen, onJoin }) {
+    this.me = me;
+    this.onOpen = onOpen;
+    this.onJoin = onJoin;
+    this.chats = new Map();
+    this.items = new Map();
+    this.channels = new Map();
+    this.activeId = null;
+    this.listEl = root.querySelector('#chat-list');
+    this.emptyEl = root.querySelector('#chat-list-empty');
+    this.errorEl = root.querySelector('#chat-list-error');
+    this.joinableEl = root.querySelector('#joinable-list');
+    this.joinableEmptyEl = root.querySelector('#joinable-empty');
+    this.joinableErrorEl = root.querySelector('#joinable-error');
+
+    this.listEl.addEventListener('click', (event) => {
+      const link = event.target.closest('a.chat-item');
+      if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      this.onOpen(Number(link.dataset.chatId));
+    });
+    this.joinableEl.addEventListener('click', (event) => {
+      const button = event.target.closest('button[data-chat-id]');
+      if (button && !button.disabled) this.onJoin(Number(button.dataset.chatId), button);
+    });
+  }
+
+  has(chatId) {
+    return this.chats.has(chatId);
+  }
+
+  get(chatId) {
+    return this.chats.get(chatId) || null;
+  }
+
+  /** Id of the chat at the top of the list, or null. */
+  firstId() {
+    const first = this.listEl.querySelector('a.chat-item');
+    return first ? Number(first.dataset.chatId) : null;
+  }
+
+  /** Replace both lists with the server's view (list_chats). */
+  setAll(chats, channels) {
+    const focusedId = this.focusedChatId();
+    this.chats.clear();
+    this.items.clear();
+    this.listEl.replaceChildren();
+    for (const chat of chats) {
+      if (!chat || !Number.isInteger(chat.id) || this.chats.has(chat.id)) continue;
+      this.chats.set(chat.id, { ...chat });
+      const item = this.buildItem(chat.id);
+      this.listEl.append(item.li);
+      this.render(chat.id);
+    }
+    this.listEl.setAttribute('aria-busy', 'false');
+    this.channels.clear();
+    for (const channel of channels) {
+      if (channel && Number.isInteger(channel.id) && !this.chats.has(channel.id)) {
+        this.channels.set(channel.id, { id: channel.id, name: String(channel.name) });
+      }
+    }
+    this.renderJoinable();
+    this.setActive(this.activeId);
+    this.afterChange();
+    if (focusedId !== null) this.focusItem(focusedId);
+  }
+
+  /** Add a chat or refresh it from a newer server copy; `toTop` moves it first. */
+  upsert(chat, { toTop = false } = {}) {
+    if (!chat || !Number.isInteger(chat.id)) return;
+    const known = this.chats.get(chat.id);
+    this.chats.set(chat.id, known ? { ...known, ...chat } : { ...chat });
+    if (!this.items.has(chat.id)) {
+      this.buildItem(chat.id);
+      this.place(chat.id, true);
+    } else if (toTop) {
+      this.place(chat.id, true);
+    }
+    this.render(chat.id);
+    this.removeJoinable(chat.id);
+    this.afterChange();
+  }
+
+  /** A message reached one of the user's chats: new preview, chat to the top. */
+  noteMessage(chatId, message, { countUnread }) {
+    const chat = this.chats.get(chatId);
+    if (!chat || !message) return;
+    const isNewer = chat.last_message_id === null || chat.last_message_id === undefined
+      || message.id > chat.last_message_id;
+    if (!isNewer) return;
+    chat.last_message = message;
+    chat.last_message_id = message.id;
+    const unread = message.sender_id !== this.me.id
+      && message.id > (chat.last_read_id || 0);
+    if (countUnread && unread) chat.unread_count = (chat.unread_count || 0) + 1;
+    this.place(chatId, true);
+    this.render(chatId);
+    this.afterChange();
+  }
+
+  setUnread(chatId, count, lastReadId = null) {
+    const chat = this.chats.get(chatId);
+    if (!chat || !Number.isInteger(count) || count < 0) return;
+    chat.unread_count = count;
+    if (Number.isInteger(lastReadId) && lastReadId > (chat.last_read_id || 0)) {
+      chat.last_read_id = lastReadId;
+    }
+    this.render(chatId);
+    this.afterChange();
+  }
+
+  setActive(chatId) {
+    this.activeId = chatId;
+    for (const [id, item] of this.items) {
+      if (id === chatId) item.link.setAttribute('aria-current', 'true');
+      else item.link.removeAttribute('aria-current');
+    }
+  }
+
+  focusActive() {
+    if (this.activeId !== null) this.focusItem(this.activeId);
+  }
+
+  totalUnread() {
+    let total = 0;
+    for (const chat of this.chats.values()) total += Number(chat.unread_count) || 0;
+    return total;
+  }
+
+  showError(text) {
+    setNote(this.errorEl, text);
+  }
+
+  addJoinable(channel) {
+    if (!channel || !Number.isInteger(channel.id) || this.chats.has(channel.id)) return;
+    this.channels.set(channel.id, { id: channel.id, name: String(channel.name) });
+    this.renderJoinable();
+  }
+
+  removeJoinable(chatId) {
+    if (this.channels.delete(chatId)) this.renderJoinable();
+  }
+
+  showJoinError(text) {
+    setNote(this.joinableErrorEl, text);
+  }
+
+  // Internals
+
+  buildItem(chatId) {
+    const parts = {
+      icon: h('span', { className: 'chat-icon', 'aria-hidden': 'true' }),
+      kind: h('span', { className: 'visually-hidden' }),
+      name: h('span', { className: 'chat-name' }),
+      time: h('span', { className: 'chat-time' }),
+      preview: h('span', { className: 'chat-preview' }),
+      badge: h('span', { className: 'badge', 'aria-hidden': 'true', hidden: true }),
+      unread: h('span', { className: 'visually-hidden' }),
+    };
+    parts.link = h(
+      'a',
+      { className: 'chat-item', href: `/chats?chat=${chatId}`, dataset: { chatId: String(chatId) } },
+      parts.icon,
+      h(
+        'span',
+        { className: 'chat-text' },
+        h('span', { className: 'chat-top' }, parts.kind, parts.name, parts.time),
+        parts.preview,
+      ),
+      parts.badge,
+      parts.unread,
+    );
+    parts.li = h('li', {}, parts.link);
+    this.items.set(chatId, parts);
+    return parts;
+  }
+
+  render(chatId) {
+    const chat = this.chats.get(chatId);
+    const parts = this.items.get(chatId);
+    if (!chat || !parts) return;
+    const isChannel = chat.kind === 'channel';
+    const isSelf = !isChannel && chat.partner_id === this.me.id;
+    const name = chatDisplayName(chat, this.me.id);
+    parts.link.classList.toggle('is-channel', isChannel);
+    parts.link.classList.toggle('is-direct', !isChannel);
+    parts.icon.className = isChannel ? 'chat-icon' : `chat-icon avatar hue-${avatarHue(String(chat.name || ''))}`;
+    parts.icon.textContent = isChannel ? '#' : (Array.from(String(chat.name || '?'))[0] || '?').toUpperCase();
+    if (isChannel) parts.kind.textContent = 'Channel ';
+    else parts.kind.textContent = isSelf ? 'Notes to self: ' : 'Direct chat with ';
+    parts.name.textContent = name;
+    parts.name.title = name;
+    const message = chat.last_message || null;
+    parts.time.replaceChildren(message ? timeElement(message.created_at, formatListTime) : '');
+    parts.preview.textContent = previewText(message, this.me.id, chat.kind);
+    const count = Number(chat.unread_count) || 0;
+    parts.badge.hidden = count <= 0;
+    parts.badge.textContent = count > 99 ? '99+' : String(count);
+    parts.unread.textContent = count > 0 ? `, ${count} unread` : '';
+    parts.link.classList.toggle('has-unread', count > 0);
+  }
+
+  /** Move a chat's item to the top, keeping keyboard focus on it. */
+  place(chatId, toTop) {
+    const parts = this.items.get(chatId);
+    if (!parts) return;
+    if (toTop && this.listEl.firstElementChild === parts.li) return;
+    const hadFocus = parts.li.contains(document.activeElement);
+    if (toTop) this.listEl.prepend(parts.li);
+    else this.listEl.append(parts.li);
+    if (hadFocus) parts.link.focus();
+  }
+
+  focusedChatId() {
+    const link = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest('#chat-list a.chat-item')
+      : null;
+    return link ? Number(link.dataset.chatId) : null;
+  }
+
+  focusItem(chatId) {
+    const parts = this.items.get(chatId);
+    if (parts) parts.link.focus();
+  }
+
+  renderJoinable() {
+    const channels = [...this.channels.values()]
+      .sort((a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: 'base' }));
+    this.joinableEl.replaceChildren(...channels.map((channel) => {
+      const nameId = `joinable-name-${channel.id}`;
+      return h(
+        'li',
+        { className: 'joinable-item' },
+        h(
+          'span',
+          { className: 'joinable-name', id: nameId, title: channel.name },
+          h('span', { className: 'chat-icon', 'aria-hidden': 'true', text: '#' }),
+          h('span', { className: 'joinable-label', text: channel.name }),
+        ),
+        h('button', {
+          type: 'button',
+          className: 'button button-small',
+          dataset: { chatId: String(channel.id) },
+          'aria-describedby': nameId,
+          text: 'Join',
+        }),
+      );
+    }));
+    this.joinableEmptyEl.hidden = channels.length > 0;
+  }
+
+  afterChange() {
+    this.emptyEl.hidden = this.chats.size > 0;
+    const total = this.totalUnread();
+    document.title = total > 0 ? `(${total}) Chat` : 'Chat';
+  }
+}

@@ -1,0 +1,120 @@
+// Small DOM and formatting helpers shared by the chat modules.
+// Every piece of user data reaches the page as a Text node (never as markup).
+
+/**
+ * Create an element. `props` sets attributes, except `className`, `text` (textContent)
+ * and `dataset`; children are nodes or strings (strings become Text nodes).
+ */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'className') el.className = value;
+    else if (key === 'text') el.textContent = String(value);
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child);
+  }
+  return el;
+}
+
+/** Show `text` in an element that is hidden while empty. */
+export function setNote(el, text) {
+  el.textContent = text || '';
+  el.hidden = !text;
+}
+
+function isSameDay(a, b) {
+  return a.getFullYear() === b.getFullYear()
+    && a.getMonth() === b.getMonth()
+    && a.getDate() === b.getDate();
+}
+
+function formatDate(date, now) {
+  const options = { day: 'numeric', month: 'short' };
+  if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
+  return date.toLocaleDateString([], options);
+}
+
+/** Time of a message in the reader's zone: "14:05", or "3 Mar, 14:05" when not today. */
+export function formatMessageTime(date, now = new Date()) {
+  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return isSameDay(date, now) ? time : `${formatDate(date, now)}, ${time}`;
+}
+
+/** Short time for the chat list: the time today, else the date. */
+export function formatListTime(date, now = new Date()) {
+  return isSameDay(date, now)
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : formatDate(date, now);
+}
+
+/** A <time> element for a timestamp in ms since the epoch (UTC). */
+export function timeElement(ms, format = formatMessageTime, className = null) {
+  const date = new Date(Number(ms));
+  if (Number.isNaN(date.getTime())) return h('time', { className });
+  return h('time', {
+    className,
+    datetime: date.toISOString(),
+    title: date.toLocaleString(),
+    text: format(date),
+  });
+}
+
+/**
+ * 32 hex characters for a message's client_id.
+ * crypto.randomUUID is missing on plain-http LAN addresses; getRandomValues is not.
+ */
+export function newClientId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Call `fn` once `waitMs` has passed without another call. */
+export function debounce(fn, waitMs) {
+  let timer = null;
+  const debounced = (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      fn(...args);
+    }, waitMs);
+  };
+  debounced.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  return debounced;
+}
+
+/** Length as the server counts it: code points, not UTF-16 units. */
+export function textLength(text) {
+  return Array.from(text).length;
+}
+
+/** The name a chat is shown under; notes to self get " (you)". */
+export function chatDisplayName(chat, myId) {
+  const name = chat && chat.name ? String(chat.name) : 'Unnamed chat';
+  if (chat && chat.kind === 'direct' && chat.partner_id === myId) return `${name} (you)`;
+  return name;
+}
+
+/** One line of a message for previews. */
+export function previewText(message, myId, kind) {
+  if (!message) return 'No messages yet';
+  let body = String(message.body || '').replace(/\s+/g, ' ').trim();
+  if (!body && message.attachment) body = `Attachment: ${message.attachment.name || 'file'}`;
+  if (body.length > 120) body = `${body.slice(0, 120)}…`;
+  if (message.sender_id === myId) return `You: ${body}`;
+  if (kind === 'channel') return `${message.sender_name}: ${body}`;
+  return body;
+}
+
+/** True when a phone-sized layout shows one panel at a time. */
+export function isNarrow() {
+  return window.matchMedia('(max-width: 600px)').matches;
+}
