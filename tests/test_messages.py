@@ -1,0 +1,179 @@
+"""Live messages: who receives what, the sender's ack, tabs in step, one row per client_id."""
+
+from __future__ import annotations
+
+from app import socketio
+from tests.conftest import received
+
+
+def test_logged_out_socket_is_refused_at_connect(app):
+    tab = socketio.test_client(app, flask_test_client=app.test_client())
+    assert not tab.is_connected()
+
+
+def test_ack_carries_the_stored_message_with_server_sender_and_time(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    ack = alice.call(
+        "message_sent",
+        {
+            "chat_id": chat_id,
+            "body": "  hello bob  ",
+            "client_id": "m1",
+            "sender_name": "mallory",
+            "created_at": 0,
+        },
+    )
+    assert ack["ok"]
+    message = ack["message"]
+    assert message["body"] == "hello bob"
+    assert message["sender_id"] == alice.id
+    assert message["sender_name"] == "alice"
+    assert message["created_at"] > 1_700_000_000_000
+    assert message["chat_id"] == chat_id
+    assert message["attachment"] is None
+
+
+def test_recipient_with_the_chat_open_sees_it_at_once(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    alice.call("join_chat", {"chat_id": chat_id})
+    bob.call("join_chat", {"chat_id": chat_id})
+    bob.tab.get_received()
+    message = alice.send(chat_id, "hi")
+    assert received(bob.tab, "message_received_from_current_chat") == [{"message": message}]
+    assert received(alice.tab, "message_received_from_current_chat") == []
+
+
+def test_recipient_elsewhere_gets_the_chat_moved_up_with_the_message(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    bob.tab.get_received()
+    message = alice.send(chat_id, "hi")
+    events = bob.tab.get_received()
+    assert [e["name"] for e in events if e["name"].startswith("message_")] == [
+        "message_received_from_another_chat"
+    ]
+    another = next(e for e in events if e["name"] == "message_received_from_another_chat")
+    assert another["args"][0] == {"chat_id": chat_id, "message": message}
+    listed = bob.call("list_chats")["chats"]
+    assert listed[0]["id"] == chat_id
+    assert listed[0]["unread_count"] == 1
+
+
+def test_first_direct_message_makes_the_chat_appear_for_the_recipient(alice, bob, carol):
+    bob.tab.get_received()
+    chat_id = alice.direct_chat_with(bob)
+    added = received(bob.tab, "chat_added")
+    assert [event["chat"]["id"] for event in added] == [chat_id]
+    assert added[0]["chat"]["name"] == "alice"
+    message = alice.send(chat_id, "first")
+    new = received(bob.tab, "new_user_sent_message")
+    assert new == [{"chat": new[0]["chat"], "message": message}]
+    assert new[0]["chat"]["name"] == "alice"
+    assert new[0]["chat"]["unread_count"] == 1
+    alice.send(chat_id, "second")
+    assert received(bob.tab, "new_user_sent_message") == []
+    assert received(carol.tab) == []
+
+
+def test_socket_connected_before_the_chat_existed_gets_later_messages(alice, bob):
+    bob_tab = bob.open_tab()
+    chat_id = alice.direct_chat_with(bob)
+    assert bob.call("list_chats", tab=bob_tab)["ok"]  # the client's resync on chat_added
+    bob_tab.get_received()
+    alice.send(chat_id, "one")
+    alice.send(chat_id, "two")
+    bodies = [e["message"]["body"] for e in received(bob_tab, "message_received_from_another_chat")]
+    assert bodies == ["one", "two"]
+
+
+def test_all_tabs_of_the_sender_stay_in_step(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    first, second = alice.open_tab(), alice.open_tab()
+    alice.call("join_chat", {"chat_id": chat_id}, tab=first)
+    alice.call("join_chat", {"chat_id": chat_id}, tab=second)
+    second.get_received()
+    ack = first.emit(
+        "message_sent",
+        {"chat_id": chat_id, "body": "from tab one", "client_id": "t1"},
+        callback=True,
+    )
+    assert received(second, "message_received_from_current_chat") == [{"message": ack["message"]}]
+
+
+def test_carol_never_receives_anything_of_alice_and_bobs_chat(alice, bob, carol):
+    carol.tab.get_received()
+    chat_id = alice.direct_chat_with(bob)
+    alice.call("join_chat", {"chat_id": chat_id})
+    bob.call("join_chat", {"chat_id": chat_id})
+    alice.send(chat_id, "secret")
+    bob.call("typing", {"chat_id": chat_id})
+    bob.call("new_message_count_updated", {"chat_id": chat_id, "last_read_id": 1})
+    assert received(carol.tab) == []
+    for event, payload in [
+        ("join_chat", {"chat_id": chat_id}),
+        ("join_chat", {"chat_id": chat_id, "after_id": 0 + 1}),
+        ("message_history_is_scrolled_to_the_top", {"chat_id": chat_id, "before_id": 99}),
+        ("message_history_is_scrolled_to_the_bottom", {"chat_id": chat_id, "after_id": 1}),
+        ("message_sent", {"chat_id": chat_id, "body": "let me in", "client_id": "x"}),
+        ("new_message_count_updated", {"chat_id": chat_id, "last_read_id": 1}),
+        ("typing", {"chat_id": chat_id}),
+        ("join_channel", {"chat_id": chat_id}),
+    ]:
+        ack = carol.call(event, payload)
+        assert ack["ok"] is False, (event, ack)
+        assert ack["error"] in {
+            "This chat does not exist or you are not in it.",
+            "This channel does not exist.",
+        }
+    assert carol.http.get(f"/chats?chat={chat_id}").status_code == 404
+    assert all(chat["id"] != chat_id for chat in carol.call("list_chats")["chats"])
+    alice.call("join_chat", {"chat_id": chat_id})
+    history = alice.call("join_chat", {"chat_id": chat_id})["messages"]
+    assert [m["body"] for m in history] == ["secret"]
+    assert received(alice.tab, "message_received_from_current_chat") == []
+
+
+def test_same_client_id_twice_stores_one_message(app, alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    bob.tab.get_received()
+    first = alice.send(chat_id, "only once", client_id="retry-1")
+    second = alice.send(chat_id, "only once", client_id="retry-1")
+    assert first == second
+    assert len(received(bob.tab, "message_received_from_another_chat")) == 1
+    history = alice.call("join_chat", {"chat_id": chat_id})["messages"]
+    assert [m["id"] for m in history] == [first["id"]]
+
+
+def test_same_client_id_from_two_users_are_two_messages(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    a = alice.send(chat_id, "hi", client_id="same")
+    b = bob.send(chat_id, "hi", client_id="same")
+    assert a["id"] != b["id"]
+
+
+def test_message_text_is_stored_as_text(alice):
+    chat_id = alice.direct_chat_with(alice)
+    body = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
+    assert alice.send(chat_id, body)["body"] == body
+
+
+def test_notes_to_self(alice):
+    chat_id = alice.direct_chat_with(alice)
+    alice.tab.get_received()
+    message = alice.send(chat_id, "remember the milk")
+    chat = alice.call("join_chat", {"chat_id": chat_id})["chat"]
+    assert chat["name"] == "alice"
+    assert chat["partner_id"] == alice.id
+    assert chat["unread_count"] == 0
+    assert received(alice.tab, "new_user_sent_message") == []
+    assert alice.call("join_chat", {"chat_id": chat_id})["messages"] == [message]
+
+
+def test_typing_reaches_only_those_with_the_chat_open(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    bob.call("join_chat", {"chat_id": chat_id})
+    bob.tab.get_received()
+    assert alice.call("typing", {"chat_id": chat_id}) == {"ok": True}
+    assert received(bob.tab, "user_typing") == [
+        {"chat_id": chat_id, "user_id": alice.id, "username": "alice"}
+    ]
+    assert received(alice.tab, "user_typing") == []
