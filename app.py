@@ -5,6 +5,10 @@ eventlet server; only then is the standard library monkey-patched, never on impo
 """
 
 if __name__ == "__main__":
+    import warnings
+
+    # The chosen server is eventlet; its deprecation banner would bury the addresses we print.
+    warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()
@@ -50,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_FOLDER": "uploads",
     "SECRET_KEY": None,
     "SESSION_FILE_DIR": "instance/sessions",
+    "SESSION_FILE_THRESHOLD": 50_000,
     "SESSION_COOKIE_SECURE": False,
     "SOCKETIO_ASYNC_MODE": "threading",
     "SOCKETIO_TRANSPORTS": "websocket,polling",
@@ -104,7 +109,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         SESSION_TYPE="cachelib",
         SESSION_CACHELIB=FileSystemCache(
-            str(Path(app.root_path, app.config["SESSION_FILE_DIR"])), mode=0o600
+            str(Path(app.root_path, app.config["SESSION_FILE_DIR"])),
+            threshold=app.config["SESSION_FILE_THRESHOLD"],
+            mode=0o600,
         ),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
