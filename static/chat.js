@@ -13,7 +13,12 @@ const me = { id: Number(root.dataset.userId), username: root.dataset.username ||
 const maxMessageLength = Number(root.dataset.maxMessageLength) || 4000;
 const requestedChatId = Number(root.dataset.openChatId) || null;
 
-const socket = io();
+// The server may ask for WebSocket first; fall back to long-polling when it cannot connect.
+const transports = (root.dataset.transports || '')
+  .split(',')
+  .map((name) => name.trim())
+  .filter((name) => name === 'websocket' || name === 'polling');
+const socket = transports.length ? io({ transports, tryAllTransports: true }) : io();
 const ask = (event, payload, timeoutMs) => request(socket, event, payload, timeoutMs);
 const status = new ConnectionStatus(document.getElementById('status'));
 
@@ -30,6 +35,7 @@ const conversation = new Conversation({
   root,
   me,
   ask,
+  isConnected: () => socket.connected,
   notify: (text) => composer.showError(text),
   onRead: (chatId, unreadCount, lastReadId) => chatList.setUnread(chatId, unreadCount, lastReadId),
 });
@@ -163,6 +169,7 @@ socket.on('connect', async () => {
   if (conversation.chatId) {
     const res = await conversation.catchUp();
     if (res && conversation.chatId) afterOpen(conversation.chatId, res);
+    conversation.retryFailed();
   }
 });
 
@@ -202,7 +209,9 @@ socket.on('channel_created', (data) => {
 });
 
 socket.on('new_message_count_updated', (data) => {
-  if (data && Number.isInteger(data.chat_id)) chatList.setUnread(data.chat_id, data.unread_count);
+  if (!data || !Number.isInteger(data.chat_id)) return;
+  chatList.setUnread(data.chat_id, data.unread_count, data.last_read_id);
+  conversation.readElsewhere(data.chat_id, data.last_read_id);
 });
 
 socket.on('user_typing', (data) => {

@@ -2,15 +2,15 @@
 // live messages, pending sends, read reports and the typing line.
 
 import {
-  chatDisplayName, debounce, h, newClientId, setNote, timeElement,
+  chatDisplayName, h, newClientId, setNote, timeElement,
 } from './dom.js';
+import { ReadTracker } from './reading.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const TYPING_SHOW_MS = 5000;
-const READ_REPORT_DELAY_MS = 300;
 const SEND_TIMEOUT_MS = 15000;
 const AT_BOTTOM_SLACK_PX = 48;
-const READ_THRESHOLDS = [0, 0.1, 0.25, 0.5, 0.75, 1];
+const OFFLINE_ERROR = 'You are offline; it will go out when the connection is back.';
 
 function byId(a, b) {
   return a.id - b.id;
@@ -27,13 +27,14 @@ function isStored(node) {
 export class Conversation {
   /**
    * me: {id, username}; ask(event, payload, timeoutMs): a settled Socket.IO request;
+   * isConnected(): whether the socket is up;
    * onRead(chatId, unreadCount, lastReadId): the server confirmed a read report;
    * notify(text): show a problem to the user.
    */
-  constructor({ root, me, ask, onRead, notify }) {
+  constructor({ root, me, ask, isConnected, onRead, notify }) {
     this.me = me;
     this.ask = ask;
-    this.onRead = onRead;
+    this.isConnected = isConnected;
     this.notify = notify;
     this.seq = 0;
     this.openingChatId = null;
@@ -60,12 +61,9 @@ export class Conversation {
       }
     }, { root: this.history, rootMargin: '300px 0px' });
 
-    this.readObserver = new IntersectionObserver(
-      (entries) => this.onReadEntries(entries),
-      { root: this.history, threshold: READ_THRESHOLDS },
-    );
-    this.reportReadSoon = debounce(() => this.reportRead(), READ_REPORT_DELAY_MS);
-    document.addEventListener('visibilitychange', () => this.noteSeen());
+    this.reading = new ReadTracker({
+      scroller: this.history, me, ask, onRead, notify,
+    });
 
     let scrollFrame = 0;
     this.history.addEventListener('scroll', () => {
@@ -92,18 +90,14 @@ export class Conversation {
     this.hasMoreAfter = false;
     this.loadingBefore = false;
     this.loadingAfter = false;
-    this.lastReadId = 0;
-    this.seenId = 0;
-    this.visibleUnread = new Set();
     if (this.typers) for (const typer of this.typers.values()) clearTimeout(typer.timer);
     this.typers = new Map();
   }
 
   /** Leave whatever is shown: report what was read, stop observers, empty the list. */
   clear() {
-    this.flushRead();
+    this.reading.leave();
     this.pageObserver.disconnect();
-    this.readObserver.disconnect();
     this.resetState();
     this.list.replaceChildren();
     setNote(this.topNote, '');
@@ -150,9 +144,10 @@ export class Conversation {
     this.hasMoreBefore = Boolean(res.has_more_before);
     this.hasMoreAfter = Boolean(res.has_more_after);
     const firstUnread = Number.isInteger(res.first_unread_id) ? res.first_unread_id : null;
-    if (Number.isInteger(chat.last_read_id)) this.lastReadId = chat.last_read_id;
-    else if (firstUnread !== null) this.lastReadId = firstUnread - 1;
-    else this.lastReadId = messages.length ? messages[messages.length - 1].id : 0;
+    let lastReadId = messages.length ? messages[messages.length - 1].id : 0;
+    if (Number.isInteger(chat.last_read_id)) lastReadId = chat.last_read_id;
+    else if (firstUnread !== null) lastReadId = firstUnread - 1;
+    this.reading.reset(chatId, lastReadId);
 
     const fragment = document.createDocumentFragment();
     let divider = null;
@@ -234,7 +229,15 @@ export class Conversation {
 
   /** True when a new message in the open chat will be seen without scrolling. */
   isFollowingLive() {
-    return document.visibilityState === 'visible' && !this.hasMoreAfter && this.isAtBottom();
+    return document.visibilityState === 'visible'
+      && this.isShown()
+      && !this.hasMoreAfter
+      && this.isAtBottom();
+  }
+
+  /** False while the panel is hidden (a phone showing the chat list). */
+  isShown() {
+    return !this.history.hidden && this.history.getClientRects().length > 0;
   }
 
   /** Show a message as pending and send it; returns false when no chat is open. */
@@ -264,6 +267,10 @@ export class Conversation {
     const entry = this.pending.get(clientId);
     if (!entry) return;
     const { message } = entry;
+    if (!this.isConnected()) {
+      this.setStatus(entry.el, 'failed', OFFLINE_ERROR, { retryable: true });
+      return;
+    }
     const seq = this.seq;
     const chatName = this.titleEl.textContent;
     this.setStatus(entry.el, 'pending');
@@ -277,8 +284,24 @@ export class Conversation {
       return;
     }
     if (!this.pending.has(clientId)) return;
-    if (res.ok && res.message && Number.isInteger(res.message.id)) this.confirm(clientId, res.message);
-    else this.setStatus(entry.el, 'failed', res.ok ? 'The server did not return the message.' : res.error);
+    if (res.ok && res.message && Number.isInteger(res.message.id)) {
+      this.confirm(clientId, res.message);
+    } else {
+      const error = res.ok ? 'The server did not return the message.' : res.error;
+      this.setStatus(entry.el, 'failed', error, { retryable: Boolean(res.timedOut) });
+    }
+  }
+
+  /** After a reconnect: send again what failed only for want of a connection. */
+  retryFailed() {
+    for (const [clientId, entry] of this.pending) {
+      if (entry.el.dataset.retryable === 'true') this.deliver(clientId);
+    }
+  }
+
+  /** Another tab of this user read the open chat up to `lastReadId`. */
+  readElsewhere(chatId, lastReadId) {
+    if (chatId === this.chatId) this.reading.readElsewhere(lastReadId);
   }
 
   /** user_typing */
@@ -336,7 +359,7 @@ export class Conversation {
   buildStored(message) {
     const el = this.buildMessage(message);
     this.byId.set(message.id, el);
-    this.trackRead(el, message);
+    this.reading.watch(el, message);
     return el;
   }
 
@@ -401,7 +424,7 @@ export class Conversation {
     el.dataset.createdAt = String(message.created_at);
     el.replaceChildren(...fresh.childNodes);
     this.byId.set(message.id, el);
-    this.trackRead(el, message);
+    this.reading.watch(el, message);
     if (this.isInPlace(el, message.id)) {
       this.regroup(el);
       this.regroup(el.nextElementSibling);
@@ -415,9 +438,12 @@ export class Conversation {
     this.updateTopNote();
   }
 
-  setStatus(el, state, error = '') {
+  setStatus(el, state, error = '', { retryable = false } = {}) {
+    const atBottom = this.isAtBottom();
     el.classList.toggle('pending', state === 'pending');
     el.classList.toggle('failed', state === 'failed');
+    if (retryable) el.dataset.retryable = 'true';
+    else delete el.dataset.retryable;
     let status = el.querySelector('.message-status');
     if (!status) {
       status = h('p', { className: 'message-status' });
@@ -428,10 +454,12 @@ export class Conversation {
     } else {
       const retry = h('button', { type: 'button', className: 'button button-small retry', text: 'Retry' });
       retry.addEventListener('click', () => this.deliver(el.dataset.clientId));
-      status.replaceChildren(h('span', { text: `Not sent: ${error}` }), ' ', retry);
+      const text = retryable ? `Not sent yet. ${error}` : `Not sent: ${error}`;
+      status.replaceChildren(h('span', { text }), ' ', retry);
     }
     this.regroup(el);
     this.regroup(el.nextElementSibling);
+    if (atBottom) this.scrollToBottom();
   }
 
   /** Hide the name line of a message that follows one from the same sender. */
@@ -570,59 +598,5 @@ export class Conversation {
     this.hasMoreAfter = Boolean(res.has_more_after) && messages.length > 0;
     this.updateJumpButton();
     this.rearm();
-  }
-
-  // Reading
-
-  trackRead(el, message) {
-    if (message.sender_id !== this.me.id && message.id > this.lastReadId) this.readObserver.observe(el);
-  }
-
-  onReadEntries(entries) {
-    for (const entry of entries) {
-      const id = Number(entry.target.dataset.id);
-      const rootHeight = entry.rootBounds ? entry.rootBounds.height : 0;
-      const seen = entry.isIntersecting
-        && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= rootHeight / 2);
-      if (seen) this.visibleUnread.add(id);
-      else this.visibleUnread.delete(id);
-    }
-    this.noteSeen();
-  }
-
-  noteSeen() {
-    if (document.visibilityState !== 'visible' || !this.chatId) return;
-    let highest = 0;
-    for (const id of this.visibleUnread) highest = Math.max(highest, id);
-    if (highest > this.lastReadId && highest > this.seenId) {
-      this.seenId = highest;
-      this.reportReadSoon();
-    }
-  }
-
-  flushRead() {
-    this.reportReadSoon.cancel();
-    if (this.chatId && this.seenId > this.lastReadId) this.reportRead();
-  }
-
-  async reportRead() {
-    const chatId = this.chatId;
-    const lastReadId = this.seenId;
-    if (!chatId || lastReadId <= this.lastReadId) return;
-    const res = await this.ask('new_message_count_updated', { chat_id: chatId, last_read_id: lastReadId });
-    if (!res.ok) {
-      this.notify(res.error);
-      return;
-    }
-    if (chatId === this.chatId && lastReadId > this.lastReadId) {
-      this.lastReadId = lastReadId;
-      for (const [id, el] of this.byId) {
-        if (id <= lastReadId) {
-          this.readObserver.unobserve(el);
-          this.visibleUnread.delete(id);
-        }
-      }
-    }
-    this.onRead(chatId, res.unread_count, lastReadId);
   }
 }

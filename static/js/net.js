@@ -4,12 +4,15 @@
 const DEFAULT_TIMEOUT_MS = 10000;
 const TIMEOUT_ERROR = 'The server did not answer in time. Check your connection and try again.';
 
-/** Emit `event` with `payload`; resolve with the acknowledgement, never reject. */
+/**
+ * Emit `event` with `payload`; resolve with the acknowledgement, never reject.
+ * A request the server never answered resolves with `timedOut: true`.
+ */
 export function request(socket, event, payload, timeoutMs = DEFAULT_TIMEOUT_MS) {
   return new Promise((resolve) => {
     socket.timeout(timeoutMs).emit(event, payload, (err, response) => {
       if (err) {
-        resolve({ ok: false, error: TIMEOUT_ERROR });
+        resolve({ ok: false, error: TIMEOUT_ERROR, timedOut: true });
       } else if (!response || typeof response !== 'object') {
         resolve({ ok: false, error: 'The server sent an answer this page does not understand.' });
       } else if (response.ok !== true) {
