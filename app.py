@@ -23,24 +23,39 @@ from pathlib import Path
 from typing import Any
 
 from cachelib import FileSystemCache
-from flask import Flask, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_session import Session
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
+import attachments
 import db_commands
 import events
 from helpers import (
     ValidationError,
+    check_client_id,
     check_id,
     check_password,
     check_username,
     login_required,
     safe_next_url,
     serialize_chat,
+    serialize_message,
     user_room,
+    wants_json,
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -66,7 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "FIND_RESULTS_LIMIT": 20,
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
+    "MAX_UPLOAD_MB": 10,
 }
+# Room for the form fields that travel with an uploaded file.
+UPLOAD_FORM_OVERHEAD = 64 * 1024
 
 socketio = SocketIO()
 events.register(socketio)
@@ -106,6 +124,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _load_secret_key(Path(app.instance_path))
     app.config["DATABASE_PATH"] = db_commands.sqlite_path(app.config["DATABASE_URL"], app.root_path)
+    app.config["UPLOAD_PATH"] = Path(app.root_path, app.config["UPLOAD_FOLDER"])
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + (
+        UPLOAD_FORM_OVERHEAD
+    )
     app.config.update(
         SESSION_TYPE="cachelib",
         SESSION_CACHELIB=FileSystemCache(
@@ -130,6 +152,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         engineio_logger=False,
     )
     _register_pages(app)
+    _register_uploads(app)
     _register_errors(app)
     return app
 
@@ -144,6 +167,11 @@ def _register_pages(app: Flask) -> None:
         g.user = db_commands.get_user(user_id) if user_id is not None else None
         if user_id is not None and g.user is None:
             session.clear()
+
+    @app.after_request
+    def no_sniffing(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     @app.context_processor
     def inject_user() -> dict[str, Any]:
@@ -254,8 +282,111 @@ def _register_pages(app: Flask) -> None:
             "messages_on_open": app.config["MESSAGES_ON_OPEN"],
             "messages_on_scroll": app.config["MESSAGES_ON_SCROLL"],
             "transports": app.config["SOCKETIO_TRANSPORTS"],
+            "max_upload_bytes": app.config["MAX_UPLOAD_MB"] * 1024 * 1024,
         }
         return render_template("chats.html", open_chat_id=open_chat_id, settings=settings)
+
+
+def _register_uploads(app: Flask) -> None:
+    @app.post("/upload")
+    @login_required
+    def upload() -> Any:
+        user_id = g.user["id"]
+        try:
+            chat_id = check_id(_int_or_none(request.form.get("chat_id")))
+            client_id = check_client_id(request.form.get("client_id"))
+            caption = request.form.get("caption", "").strip()
+            if len(caption) > app.config["MAX_MESSAGE_LENGTH"]:
+                raise ValidationError(
+                    f"A caption has at most {app.config['MAX_MESSAGE_LENGTH']} characters."
+                )
+        except ValidationError as error:
+            return _json_error(400, str(error))
+        chat = db_commands.get_membership(chat_id, user_id)
+        if chat is None:
+            return _json_error(404, events.NOT_A_MEMBER)
+        stored = db_commands.get_message_by_client_id(user_id, client_id)
+        if stored is not None:  # a retry of an upload that already made its message
+            return jsonify({"ok": True, "message": serialize_message(stored)}), 200
+        file = request.files.get("file")
+        if file is None or not file.filename:
+            return _json_error(400, "Choose a file to send.")
+        folder = app.config["UPLOAD_PATH"]
+        try:
+            kept = attachments.store_upload(
+                file.stream, file.filename, folder, app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+            )
+        except attachments.FileTooLarge as error:
+            return _json_error(413, str(error))
+        except ValidationError as error:
+            return _json_error(400, str(error))
+        row, created = db_commands.insert_message(
+            chat_id,
+            user_id,
+            caption,
+            client_id,
+            attachment={
+                "original_name": attachments.clean_name(file.filename),
+                "stored_name": kept.stored_name,
+                "mime_type": kept.mime_type,
+                "size_bytes": kept.size,
+                "width": kept.width,
+                "height": kept.height,
+            },
+        )
+        message = serialize_message(row)
+        if not created:
+            attachments.delete_stored(folder, kept.stored_name)
+            return jsonify({"ok": True, "message": message}), 200
+        events.deliver_message(chat, message)
+        return jsonify({"ok": True, "message": message}), 201
+
+    @app.get("/uploads/<int:attachment_id>")
+    @login_required
+    def download(attachment_id: int) -> Any:
+        found = db_commands.get_attachment_for_member(attachment_id, g.user["id"])
+        if found is None:
+            abort(404)
+        picture = attachments.is_picture(found["mime_type"])
+        return _send_stored(
+            found["stored_name"],
+            found["mime_type"],
+            as_attachment=not picture,
+            download_name=found["original_name"],
+        )
+
+    @app.get("/uploads/<int:attachment_id>/thumbnail")
+    @login_required
+    def thumbnail(attachment_id: int) -> Any:
+        found = db_commands.get_attachment_for_member(attachment_id, g.user["id"])
+        if found is None or not attachments.is_picture(found["mime_type"]):
+            abort(404)
+        return _send_stored(
+            attachments.thumbnail_name(found["stored_name"]),
+            attachments.thumbnail_mime_type(found["stored_name"]),
+            as_attachment=False,
+            download_name=found["original_name"],
+        )
+
+    def _send_stored(name: str, mime_type: str, *, as_attachment: bool, download_name: str) -> Any:
+        path = Path(app.config["UPLOAD_PATH"], name)
+        if not path.is_file():
+            abort(404)
+        response = send_file(
+            path,
+            mimetype=mime_type,
+            as_attachment=as_attachment,
+            download_name=download_name,
+            max_age=0,
+            conditional=True,
+        )
+        # A stored file never changes; only the people of its chat may keep a copy.
+        response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+        return response
+
+
+def _json_error(code: int, message: str) -> Any:
+    return jsonify({"ok": False, "error": message}), code
 
 
 def _next_arg() -> str:
@@ -280,13 +411,8 @@ def _redirect_after_login() -> Any:
 # -- errors --------------------------------------------------------------------------
 
 
-def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json" or request.path.startswith("/socket.io")
-
-
 def _apology(code: int, message: str) -> Any:
-    if _wants_json():
+    if wants_json():
         return jsonify({"ok": False, "error": message}), code
     return render_template("apology.html", code=code, message=message), code
 

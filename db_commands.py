@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ _VERSION_MARK = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
 _MESSAGE_SELECT = """
     SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name, m.body, m.created_at,
            m.client_id, m.attachment_id, a.original_name AS attachment_name,
-           a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size
+           a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size,
+           a.width AS attachment_width, a.height AS attachment_height
     FROM messages AS m
     JOIN users AS u ON u.id = m.sender_id
     LEFT JOIN attachments AS a ON a.id = m.attachment_id
@@ -45,7 +46,8 @@ _CHAT_SELECT = """
            lm.body AS last_body, lm.created_at AS last_created_at,
            lm.client_id AS last_client_id, lm.attachment_id AS last_attachment_id,
            la.original_name AS last_attachment_name,
-           la.mime_type AS last_attachment_mime_type, la.size_bytes AS last_attachment_size
+           la.mime_type AS last_attachment_mime_type, la.size_bytes AS last_attachment_size,
+           la.width AS last_attachment_width, la.height AS last_attachment_height
     FROM chat_members AS cm
     JOIN chats AS c ON c.id = cm.chat_id
     LEFT JOIN users AS p ON c.kind = 'direct' AND p.id = COALESCE(
@@ -352,18 +354,44 @@ def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
 
 
 def insert_message(
-    chat_id: int, sender_id: int, body: str, client_id: str, attachment_id: int | None = None
+    chat_id: int,
+    sender_id: int,
+    body: str,
+    client_id: str,
+    attachment: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Store a message and move the chat's last message; a repeated client_id returns the
-    first message and False instead of storing a second one."""
+    """Store a message (with its attachment's row, if any) and move the chat's last message.
+
+    A repeated ``client_id`` stores nothing and returns the first message and False; the
+    caller then owns the attachment's files and should delete them.
+    """
     db = get_db()
+    now = now_ms()
     with transaction(db):
+        attachment_id = None
+        if attachment is not None:
+            attachment_id = db.execute(
+                """INSERT INTO attachments (chat_id, uploader_id, original_name, stored_name,
+                                            mime_type, size_bytes, width, height, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    chat_id,
+                    sender_id,
+                    attachment["original_name"],
+                    attachment["stored_name"],
+                    attachment["mime_type"],
+                    attachment["size_bytes"],
+                    attachment.get("width"),
+                    attachment.get("height"),
+                    now,
+                ),
+            ).lastrowid
         cursor = db.execute(
             """INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at,
                                      client_id)
                VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (sender_id, client_id) DO NOTHING""",
-            (chat_id, sender_id, body, attachment_id, now_ms(), client_id),
+            (chat_id, sender_id, body, attachment_id, now, client_id),
         )
         created = cursor.rowcount == 1
         if created:
@@ -372,11 +400,41 @@ def insert_message(
             )
             message = db.execute(_MESSAGE_SELECT + " WHERE m.id = ?", (cursor.lastrowid,))
         else:
+            if attachment_id is not None:
+                db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
             message = db.execute(
                 _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?",
                 (sender_id, client_id),
             )
         return dict(message.fetchone()), created
+
+
+def get_message_by_client_id(sender_id: int, client_id: str) -> dict[str, Any] | None:
+    """The message a sender already stored under ``client_id``, or None."""
+    row = (
+        get_db()
+        .execute(
+            _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?", (sender_id, client_id)
+        )
+        .fetchone()
+    )
+    return _row(row)
+
+
+def get_attachment_for_member(attachment_id: int, user_id: int) -> dict[str, Any] | None:
+    """An attachment's stored file and type, if the user is a member of its chat, else None."""
+    row = (
+        get_db()
+        .execute(
+            """SELECT a.id, a.chat_id, a.original_name, a.stored_name, a.mime_type, a.size_bytes
+           FROM attachments AS a
+           JOIN chat_members AS cm ON cm.chat_id = a.chat_id AND cm.user_id = ?
+           WHERE a.id = ?""",
+            (user_id, attachment_id),
+        )
+        .fetchone()
+    )
+    return _row(row)
 
 
 def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import current_app, session
+from flask import current_app, request, session
 from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
 
 import db_commands
@@ -155,21 +155,25 @@ def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     row, created = db_commands.insert_message(chat_id, user_id, body, client_id)
     message = serialize_message(row)
     if created:
-        deliver_message(chat, message)
+        deliver_message(chat, message, skip_sid=request.sid)
     return {"message": message}
 
 
-def deliver_message(chat: Mapping[str, Any], message: dict[str, Any]) -> None:
-    """Emit a stored message: to the sockets that have the chat open, to every member
-    socket for the chat list, and to a direct partner for whom the chat is new."""
+def deliver_message(
+    chat: Mapping[str, Any], message: dict[str, Any], skip_sid: str | None = None
+) -> None:
+    """Emit a stored message: to the sockets that have the chat open (but ``skip_sid``, the
+    sender's, which has the ack), to every member socket for the chat list, and to a direct
+    partner for whom the chat is new. Callable from Socket.IO handlers and HTTP routes."""
+    socketio = current_app.extensions["socketio"]
     chat_id = message["chat_id"]
-    emit(
+    socketio.emit(
         "message_received_from_current_chat",
         {"message": message},
         to=view_room(chat_id),
-        include_self=False,
+        skip_sid=skip_sid,
     )
-    emit(
+    socketio.emit(
         "message_received_from_another_chat",
         {"chat_id": chat_id, "message": message},
         to=chat_room(chat_id),
@@ -178,7 +182,7 @@ def deliver_message(chat: Mapping[str, Any], message: dict[str, Any]) -> None:
         partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
         if partner_id != message["sender_id"]:
             partner_chat = db_commands.get_chat_for_member(chat_id, partner_id)
-            emit(
+            socketio.emit(
                 "new_user_sent_message",
                 {"chat": serialize_chat(partner_chat), "message": message},
                 to=user_room(partner_id),

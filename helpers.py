@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import g, redirect, request, session, url_for
+from flask import g, jsonify, redirect, request, session, url_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +54,8 @@ def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if g.get("user") is None:
+            if wants_json():
+                return jsonify({"ok": False, "error": "Please log in again."}), 401
             return redirect(url_for("login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
@@ -83,6 +85,12 @@ def authenticated_only(handler: Callable[[int, Mapping[str, Any]], dict[str, Any
             return {"ok": False, "error": "Something went wrong on the server. Please try again."}
 
     return wrapped
+
+
+def wants_json() -> bool:
+    """Whether the caller (a script, not a page load) prefers a JSON answer."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
 
 
 def safe_next_url(target: str | None) -> str | None:
@@ -208,12 +216,17 @@ def serialize_message(row: Mapping[str, Any]) -> dict[str, Any]:
     """A message as history pages and live events carry it."""
     attachment = None
     if row.get("attachment_id") is not None:
+        attachment_id = row["attachment_id"]
+        picture = row["attachment_mime_type"].startswith("image/")
         attachment = {
-            "id": row["attachment_id"],
+            "id": attachment_id,
             "name": row["attachment_name"],
             "mime_type": row["attachment_mime_type"],
             "size": row["attachment_size"],
-            "url": f"/uploads/{row['attachment_id']}",
+            "url": f"/uploads/{attachment_id}",
+            "thumbnail_url": f"/uploads/{attachment_id}/thumbnail" if picture else None,
+            "width": row["attachment_width"],
+            "height": row["attachment_height"],
         }
     return {
         "id": row["id"],
@@ -237,6 +250,8 @@ _LAST_MESSAGE_FIELDS = (
     "attachment_name",
     "attachment_mime_type",
     "attachment_size",
+    "attachment_width",
+    "attachment_height",
 )
 
 

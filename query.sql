@@ -61,3 +61,9 @@ CREATE INDEX messages_by_chat ON messages (chat_id, id);
 
 INSERT INTO chats (kind, name, created_at)
 VALUES ('channel', 'General Talk', CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+
+-- version: 2
+-- Pictures keep their size, so the browser reserves their space before they load and the
+-- conversation does not jump.
+ALTER TABLE attachments ADD COLUMN width INTEGER;
+ALTER TABLE attachments ADD COLUMN height INTEGER;

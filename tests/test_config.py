@@ -61,19 +61,19 @@ def test_schema_is_versioned_and_an_old_database_upgrades_in_place(tmp_path):
     sections = db_commands.schema_versions(db_commands.SCHEMA_FILE.read_text())
     newest = sections[-1][0]
     assert [v for v, _ in sections] == list(range(1, newest + 1))
+    old = sqlite3.connect(path)  # a database made by the first release
+    old.executescript(sections[0][1] + "\nPRAGMA user_version = 1;")
+    old.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('x', 'h', 0)")
+    old.commit()
+    old.close()
     assert db_commands.init_db(path) == newest
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('x', 'h', 0)")
-    conn.commit()
-    conn.execute("PRAGMA user_version = 0")  # pretend nothing was applied... then
-    conn.execute("PRAGMA user_version = 1")  # ...an old database at version 1
-    conn.commit()
-    conn.close()
-    assert db_commands.init_db(path) == newest
+    assert db_commands.init_db(path) == newest  # a second start changes nothing
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT username FROM users").fetchall() == [("x",)]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == newest
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(attachments)")}
+    assert {"width", "height"} <= columns
     conn.close()
 
 
