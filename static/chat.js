@@ -25,7 +25,9 @@ const status = new ConnectionStatus(document.getElementById('status'));
 const composer = new Composer({
   root,
   maxLength: maxMessageLength,
-  onSend: (body) => conversation.send(body),
+  onSend: (body) => (conversation.openingChatId !== null
+    ? 'The chat is still loading. Try again in a moment.'
+    : conversation.send(body)),
   onTyping: () => {
     if (conversation.chatId) ask('typing', { chat_id: conversation.chatId });
   },
@@ -71,10 +73,13 @@ async function openChat(chatId, { byUser = false } = {}) {
     return;
   }
   chatList.setActive(chatId);
-  composer.enable(false);
   composer.showError('');
+  // The text box stays usable while the chat loads, so no keystroke is lost.
   const res = await conversation.open(chatId, chatList.get(chatId));
-  if (!res) return;
+  if (!res) {
+    if (!conversation.openingChatId) composer.enable(false);
+    return;
+  }
   afterOpen(chatId, res);
   if (byUser) focusAfterOpen();
 }
@@ -92,8 +97,13 @@ function focusAfterOpen() {
   else composer.focus();
 }
 
+let syncSeq = 0;
+
 async function syncChats() {
+  const mine = ++syncSeq;
   const res = await ask('list_chats', {});
+  // Only the newest answer counts; an older one could undo a change made since.
+  if (mine !== syncSeq) return res.ok;
   if (!res.ok) {
     chatList.showError(res.error);
     return false;

@@ -8,8 +8,9 @@ const COUNT_FROM_FRACTION = 0.9;
 
 export class Composer {
   /**
-   * maxLength: the server's limit in characters; onSend(body) returns false when it
-   * cannot send; onTyping() is called at most every 3 s while the user types.
+   * maxLength: the server's limit in characters; onSend(body) returns true once the
+   * message is on its way, else false or a sentence saying why not; onTyping() is called
+   * at most every 3 s while the user types.
    */
   constructor({ root, maxLength, onSend, onTyping }) {
     this.maxLength = maxLength;
@@ -68,8 +69,9 @@ export class Composer {
       this.showError(`This message is ${length} characters long; the limit is ${this.maxLength}. Shorten it or split it in two.`);
       return;
     }
-    if (!this.onSend(body)) {
-      this.showError('Open a chat before sending a message.');
+    const sent = this.onSend(body);
+    if (sent !== true) {
+      this.showError(typeof sent === 'string' ? sent : 'Open a chat before sending a message.');
       return;
     }
     this.showError('');
