@@ -1,0 +1,275 @@
+"""Fixtures for tests that drive a real Chromium against a real server.
+
+``live_server`` runs ``python app.py`` (eventlet, as in production) in its own process on a
+free loopback port with a fresh database; ``browser`` is one headless Chromium for the run;
+``page_for(name)`` gives each person a browser context of their own (own cookies).
+
+A test that cannot get Chromium is skipped with the reason, except when ``CI=true``: there
+it fails, because CI must run every test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1280, "height": 800}
+
+SERVER_START_TIMEOUT_S = 20.0
+SERVER_STOP_TIMEOUT_S = 5.0
+# Generous enough for a loaded CI machine; a live update normally lands in milliseconds.
+UI_TIMEOUT_MS = 10_000
+LOG_TAIL_LINES = 60
+
+expect.set_options(timeout=UI_TIMEOUT_MS)
+
+PAGES = pytest.StashKey[dict[str, "OpenPage"]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``browser`` (``-m 'not browser'`` leaves them out)."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.browser)
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip with ``reason``; with ``CI=true`` fail instead, since CI must run everything."""
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason} (CI=true, so browser tests may not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+# -- the server ----------------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    """A running ``python app.py``: where to reach it, its database and its output."""
+
+    url: str
+    database_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines the server wrote to stdout and stderr."""
+        if not self.log_path.exists():
+            return "(no output)"
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(text) or "(no output)"
+
+    def describe(self) -> str:
+        """Whether the server still runs, then the tail of its output."""
+        code = self.process.poll()
+        state = "still running" if code is None else f"EXITED with code {code}"
+        return f"(server pid {self.process.pid}: {state})\n{self.log_tail()}"
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if the server has not exited after a few seconds."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(SERVER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# urllib would send loopback requests through an HTTP(S)_PROXY from the environment.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200."""
+    try:
+        with _direct.open(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_server(tmp: Path) -> LiveServer:
+    """Start ``python app.py`` with everything it writes under ``tmp``; wait for /login."""
+    port = free_port()
+    database_path = tmp / "chat.db"
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "SECRET_KEY": secrets.token_hex(32),
+        "SESSION_FILE_DIR": str(tmp / "sessions"),
+        "UPLOAD_FOLDER": str(tmp / "uploads"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", database_path, log_path, process)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not answers(f"{server.url}/login"):
+        if process.poll() is not None:
+            pytest.fail(
+                f"The server exited with code {process.returncode} before answering "
+                f"GET /login. Its output:\n{server.log_tail()}",
+                pytrace=False,
+            )
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(
+                f"The server did not answer GET {server.url}/login within "
+                f"{SERVER_START_TIMEOUT_S:.0f} s. Its output:\n{server.log_tail()}",
+                pytrace=False,
+            )
+        time.sleep(0.1)
+    return server
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The chat on eventlet with a fresh database, shared by the tests of one module.
+
+    Usernames are unique per database, so each test of a module registers its own people.
+    """
+    server = start_server(tmp_path_factory.mktemp("live-server"))
+    yield server
+    server.stop()
+
+
+# -- the browser ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole run (the system's, never a downloaded one)."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        skip_or_fail(
+            f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) "
+            "or set CHROMIUM_PATH"
+        )
+    try:
+        playwright = sync_playwright().start()
+    except Exception as error:
+        skip_or_fail(f"Playwright could not start: {error}")
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    except Exception as error:
+        playwright.stop()
+        skip_or_fail(f"Chromium at {CHROMIUM} did not start through Playwright: {error}")
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@dataclass
+class OpenPage:
+    """A person's page and what its console said, for the report of a failed test."""
+
+    page: Page
+    console: list[str] = field(default_factory=list)
+
+    def note(self, message: ConsoleMessage) -> None:
+        if message.type in {"error", "warning"}:
+            where = message.location.get("url") or ""
+            self.console.append(f"{message.type}: {message.text} {where}".rstrip())
+
+
+@pytest.fixture
+def page_for(
+    request: pytest.FixtureRequest, browser: Browser, live_server: LiveServer
+) -> Iterator[Callable[[str], Page]]:
+    """``page_for("alice")``: a page in alice's own browser context, 1280x800, whose
+    relative URLs (``page.goto("/find")``) go to the live server."""
+    contexts = []
+    opened: dict[str, OpenPage] = {}
+    request.node.stash[PAGES] = opened
+
+    def open_page(name: str) -> Page:
+        if name in opened:
+            raise ValueError(f"{name} already has a page in this test")
+        context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        entry = OpenPage(page)
+        page.on("console", entry.note)
+        page.on("pageerror", lambda error: entry.console.append(f"uncaught: {error}"))
+        opened[name] = entry
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+# -- reports of failed tests ---------------------------------------------------------
+
+
+def save_screenshots(item: pytest.Item, opened: dict[str, OpenPage]) -> list[str]:
+    """Save a screenshot of each person's page under tests/artifacts; return the paths."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    test_name = re.sub(r"[^\w.-]+", "_", item.name)
+    saved = []
+    for name, entry in opened.items():
+        path = ARTIFACTS / f"{test_name}-{name}.png"
+        try:
+            entry.page.screenshot(path=str(path), full_page=True, timeout=5_000)
+        except Error as error:
+            saved.append(f"{name}: no screenshot ({error.message.splitlines()[0]})")
+        else:
+            saved.append(f"{name}: {path.relative_to(ROOT)} (at {entry.page.url})")
+    return saved
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On a failure, add screenshots, each page's console and the server's output."""
+    report = yield
+    opened = item.stash.get(PAGES, None)
+    if report.when == "call" and report.failed and opened:
+        report.sections.append(("screenshots", "\n".join(save_screenshots(item, opened))))
+        for name, entry in opened.items():
+            if entry.console:
+                report.sections.append((f"console of {name}'s page", "\n".join(entry.console)))
+        server = item.funcargs.get("live_server")
+        if isinstance(server, LiveServer):
+            report.sections.append(("server output (last lines)", server.describe()))
+    return report

@@ -1,0 +1,83 @@
+"""What a person does and sees on the chat's pages, through the real forms and controls."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+PASSWORD = "correct horse battery"
+CHATS_URL = re.compile(r"/chats(\?|$)")
+OPEN_CHAT_URL = re.compile(r"/chats\?chat=(\d+)$")
+
+
+def register(page: Page, name: str, password: str = PASSWORD) -> None:
+    """Create an account through the register form and wait to land on /chats."""
+    page.goto("/register")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Repeat the password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create account").click()
+    if not CHATS_URL.search(page.url):
+        errors = page.locator(".form-error").all_inner_texts()
+        raise AssertionError(f"{name} could not register: {errors or page.url}")
+
+
+def start_direct_chat(page: Page, name: str) -> int:
+    """Find ``name`` on /find, press "Message", land on their chat; return the chat id."""
+    page.goto("/find")
+    page.get_by_label("Search people").fill(name)
+    person = (
+        page.get_by_role("list", name="People")
+        .get_by_role("listitem")
+        .filter(has=page.get_by_text(name, exact=True))
+    )
+    person.get_by_role("button", name="Message").click()
+    expect(page).to_have_url(OPEN_CHAT_URL)
+    return int(OPEN_CHAT_URL.search(page.url).group(1))
+
+
+def chat_in_list(page: Page, name: str) -> Locator:
+    """The entry of the chat called ``name`` (a channel, or a person) in the chat list."""
+    return (
+        page.get_by_role("list", name="Your chats")
+        .get_by_role("link")
+        .filter(has=page.get_by_text(name, exact=True))
+    )
+
+
+def unread_badge(page: Page, name: str) -> Locator:
+    """The unread count shown on the chat called ``name`` in the chat list."""
+    return chat_in_list(page, name).locator(".badge")
+
+
+def open_chat(page: Page, name: str) -> None:
+    """Pick the chat called ``name`` in the chat list and wait until it is shown."""
+    chat_in_list(page, name).click()
+    expect(page.locator("#chat-title")).to_have_text(name)
+
+
+def message_bodies(page: Page) -> Locator:
+    """The text of each message in the open chat, oldest first."""
+    return page.locator("#messages .message .message-body")
+
+
+def message_senders(page: Page) -> Locator:
+    """The sender's name of each message in the open chat, oldest first."""
+    return page.locator("#messages .message .sender")
+
+
+def send_message(page: Page, text: str) -> None:
+    """Type ``text`` in the open chat, press Enter, and wait until it is no longer pending."""
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(text)
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+    sent = (
+        page.locator("#messages .message")
+        .filter(has=page.locator(".message-body", has_text=re.compile(f"^{re.escape(text)}$")))
+        .last
+    )
+    expect(sent).to_be_visible()
+    expect(sent.locator(".message-status")).to_have_count(0)
