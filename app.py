@@ -57,6 +57,7 @@ from helpers import (
     user_room,
     wants_json,
 )
+from presence import LocalPresence, PresenceTracker
 
 ROOT = Path(__file__).resolve().parent
 
@@ -82,6 +83,8 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
     "MAX_UPLOAD_MB": 10,
+    "PRESENCE_TTL_SECONDS": 60,
+    "PASSWORD_HASH_METHOD": "scrypt",
 }
 # Room for the form fields that travel with an uploaded file.
 UPLOAD_FORM_OVERHEAD = 64 * 1024
@@ -151,6 +154,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    app.extensions["presence"] = PresenceTracker(LocalPresence(app.config["PRESENCE_TTL_SECONDS"]))
     _register_pages(app)
     _register_uploads(app)
     _register_errors(app)
@@ -198,7 +202,9 @@ def _register_pages(app: Flask) -> None:
         if not errors:
             try:
                 user_id = db_commands.insert_user(
-                    username, generate_password_hash(password), app.config["DEFAULT_CHANNEL"]
+                    username,
+                    generate_password_hash(password, method=app.config["PASSWORD_HASH_METHOD"]),
+                    app.config["DEFAULT_CHANNEL"],
                 )
             except sqlite3.IntegrityError:
                 errors["username"] = "This username is taken."
@@ -484,6 +490,7 @@ def main() -> None:
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
     print_addresses(host, port)
+    socketio.start_background_task(events.presence_heartbeat, app)
     # eventlet's server stops accepting at 1,024 connections unless max_size is raised.
     socketio.run(app, host=host, port=port, max_size=max_connections, log_output=False)
 

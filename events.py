@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import current_app, request, session
+from flask import Flask, current_app, request, session
 from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
 
 import db_commands
@@ -47,6 +47,7 @@ def event(name: str) -> Callable:
 def register(socketio: SocketIO) -> None:
     """Bind the connect handler and every event handler to ``socketio``."""
     socketio.on_event("connect", on_connect)
+    socketio.on_event("disconnect", on_disconnect)
     for name, handler in HANDLERS.items():
         socketio.on_event(name, handler)
 
@@ -61,6 +62,43 @@ def on_connect(_auth: Any = None) -> None:
     join_room(user_room(user_id))
     for chat_id in db_commands.list_chat_ids_for_member(user_id):
         join_room(chat_room(chat_id))
+    tracker = current_app.extensions["presence"]
+    if tracker.connected(user_id, request.sid):
+        announce_presence(user_id, online=True)
+    else:
+        emit("online_users_updated", {"count": tracker.store.online_count()})
+
+
+def on_disconnect(_reason: Any = None) -> None:
+    """A closed socket may take its user offline."""
+    user_id = session.get("user_id")
+    if isinstance(user_id, int) and current_app.extensions["presence"].disconnected(
+        user_id, request.sid
+    ):
+        announce_presence(user_id, online=False)
+
+
+def announce_presence(user_id: int, online: bool) -> None:
+    """Tell everyone that a user came online or went offline, and the new count."""
+    socketio = current_app.extensions["socketio"]
+    count = current_app.extensions["presence"].store.online_count()
+    socketio.emit("presence_updated", {"user_id": user_id, "online": online})
+    socketio.emit("online_users_updated", {"count": count})
+
+
+def presence_heartbeat(app: Flask) -> None:
+    """Keep this worker's sockets alive in the presence store and announce the users whose
+    sockets expired elsewhere (a worker that died). Runs for the server's lifetime."""
+    tracker = app.extensions["presence"]
+    socketio = app.extensions["socketio"]
+    while True:
+        socketio.sleep(tracker.store.ttl / 3)
+        try:
+            with app.app_context():
+                for user_id in tracker.heartbeat():
+                    announce_presence(user_id, online=False)
+        except Exception:
+            app.logger.exception("Presence heartbeat failed")
 
 
 def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
@@ -246,12 +284,17 @@ def list_chats(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     Also puts this socket in the room of every chat of its user, so a chat added since it
     connected (a new direct chat, a channel joined in another tab) reaches it from now on.
     """
-    chats = db_commands.list_chats_for_member(user_id)
+    chats = [serialize_chat(chat) for chat in db_commands.list_chats_for_member(user_id)]
     for chat in chats:
         join_room(chat_room(chat["id"]))
+    store = current_app.extensions["presence"].store
+    online = store.online_among({chat["partner_id"] for chat in chats if chat["partner_id"]})
+    for chat in chats:
+        chat["partner_online"] = chat["partner_id"] in online
     return {
-        "chats": [serialize_chat(chat) for chat in chats],
+        "chats": chats,
         "channels": db_commands.list_channels_to_join(user_id),
+        "online_count": store.online_count(),
     }
 
 

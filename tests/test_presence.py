@@ -1,0 +1,108 @@
+"""Who is online: distinct users with an open socket, live for everyone, with expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from presence import LocalPresence, PresenceTracker
+from tests.conftest import received
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def presence_events(tab):
+    return [
+        (e["name"], e["args"][0])
+        for e in tab.get_received()
+        if e["name"] in {"presence_updated", "online_users_updated"}
+    ]
+
+
+def test_a_user_coming_online_is_announced_to_everyone(alice, bob):
+    alice.open_tab()
+    alice.tab.get_received()
+    bob.open_tab()
+    assert presence_events(alice.tab) == [
+        ("presence_updated", {"user_id": bob.id, "online": True}),
+        ("online_users_updated", {"count": 2}),
+    ]
+
+
+def test_three_tabs_count_once_and_offline_only_when_the_last_closes(alice, bob):
+    alice.open_tab()
+    tabs = [bob.open_tab() for _ in range(3)]
+    alice.tab.get_received()
+    assert alice.call("list_chats")["online_count"] == 2
+    tabs[0].disconnect()
+    tabs[1].disconnect()
+    assert presence_events(alice.tab) == []
+    assert alice.call("list_chats")["online_count"] == 2
+    tabs[2].disconnect()
+    assert presence_events(alice.tab) == [
+        ("presence_updated", {"user_id": bob.id, "online": False}),
+        ("online_users_updated", {"count": 1}),
+    ]
+
+
+def test_a_new_tab_of_an_online_user_gets_the_count(alice, bob):
+    alice.open_tab()
+    bob.open_tab()
+    second = alice.open_tab()
+    assert presence_events(second) == [("online_users_updated", {"count": 2})]
+
+
+def test_direct_chats_say_whether_the_partner_is_online(alice, bob, carol):
+    with_bob = alice.direct_chat_with(bob)
+    with_carol = alice.direct_chat_with(carol)
+    bob.open_tab()
+    chats = {c["id"]: c for c in alice.call("list_chats")["chats"]}
+    assert chats[with_bob]["partner_online"] is True
+    assert chats[with_carol]["partner_online"] is False
+    assert received(alice.tab, "chat_added") == []
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def test_entries_expire_when_nobody_refreshes_them(clock):
+    """A worker that died stops refreshing: its users go offline after the TTL."""
+    store = LocalPresence(ttl=60, clock=clock)
+    assert store.add(1, "a") is True
+    assert store.add(1, "b") is False
+    assert store.add(2, "c") is True
+    clock.now += 59
+    assert store.sweep() == []
+    assert store.online_count() == 2
+    clock.now += 2
+    assert sorted(store.sweep()) == [1, 2]
+    assert store.online_count() == 0
+    assert store.online_among([1, 2]) == set()
+
+
+def test_a_live_workers_heartbeat_keeps_its_users_online(clock):
+    store = LocalPresence(ttl=60, clock=clock)
+    alive = PresenceTracker(store)
+    alive.connected(1, "a")
+    store.add(2, "from-a-dead-worker")
+    for _ in range(5):
+        clock.now += 30
+        gone = alive.heartbeat()
+    assert gone == [] and store.online_among([1, 2]) == {1}
+    assert alive.disconnected(1, "a") is True
+    assert store.online_count() == 0
+
+
+def test_removing_an_unknown_socket_changes_nothing(clock):
+    store = LocalPresence(ttl=60, clock=clock)
+    store.add(1, "a")
+    assert store.remove(1, "zzz") is False
+    assert store.remove(9, "a") is False
+    assert store.online_count() == 1
