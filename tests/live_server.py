@@ -1,0 +1,206 @@
+"""A real chat server for tests that need one: ``python app.py`` (eventlet, as in
+production) in its own process on a free loopback port, everything it writes under a
+folder of the test's, and real clients that log in through the real pages."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_START_TIMEOUT_S = 20.0
+SERVER_STOP_TIMEOUT_S = 5.0
+LOG_TAIL_LINES = 60
+
+
+@dataclass
+class LiveServer:
+    """A running ``python app.py``: where to reach it, its files and its output."""
+
+    url: str
+    folder: Path
+    database_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines the server wrote to stdout and stderr."""
+        if not self.log_path.exists():
+            return "(no output)"
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(text) or "(no output)"
+
+    def describe(self) -> str:
+        """Whether the server still runs, then the tail of its output."""
+        code = self.process.poll()
+        state = "still running" if code is None else f"EXITED with code {code}"
+        return f"(server pid {self.process.pid}: {state})\n{self.log_tail()}"
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if the server has not exited after a few seconds."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(SERVER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def crash(self) -> None:
+        """Kill the server with SIGKILL: no shutdown code runs, as in a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# urllib would send loopback requests through an HTTP(S)_PROXY from the environment.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200."""
+    try:
+        with _direct.open(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_server(folder: Path, **settings: str) -> LiveServer:
+    """Start ``python app.py`` keeping its database, sessions, uploads and secret key under
+    ``folder`` (a second start on the same folder reopens the same data); wait for /login."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+    port = free_port()
+    database_path = folder / "chat.db"
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "SECRET_KEY": key_file.read_text(),
+        "SESSION_FILE_DIR": str(folder / "sessions"),
+        "UPLOAD_FOLDER": str(folder / "uploads"),
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+    log_path = folder / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", folder, database_path, log_path, process)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not answers(f"{server.url}/login"):
+        if process.poll() is not None:
+            pytest.fail(
+                f"The server exited with code {process.returncode} before answering "
+                f"GET /login. Its output:\n{server.log_tail()}",
+                pytrace=False,
+            )
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(
+                f"The server did not answer GET {server.url}/login within "
+                f"{SERVER_START_TIMEOUT_S:.0f} s. Its output:\n{server.log_tail()}",
+                pytrace=False,
+            )
+        time.sleep(0.1)
+    return server
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form on a page."""
+    field = re.search(r'<input[^>]*name="csrf_token"[^>]*>', page)
+    assert field, "the page has no CSRF token"
+    return re.search(r'value="([^"]+)"', field.group(0)).group(1)
+
+
+class RealClient:
+    """A person with a real HTTP session and a real python-socketio client."""
+
+    def __init__(self, server: LiveServer, name: str, password: str = "password123"):
+        self.server = server
+        self.name = name
+        self.password = password
+        self.http = requests.Session()
+        self.http.trust_env = False  # loopback only, never through a proxy
+        self.sio: socketio.Client | None = None
+        self.events: list[tuple[str, Any]] = []
+
+    def register(self) -> RealClient:
+        """Register through the real form (with its CSRF token)."""
+        self._post_form("/register", confirmation=self.password)
+        return self
+
+    def login(self) -> RealClient:
+        """Log in through the real form (with its CSRF token)."""
+        self._post_form("/login")
+        return self
+
+    def _post_form(self, path: str, **extra: str) -> None:
+        token = csrf_token(self.http.get(self.server.url + path).text)
+        response = self.http.post(
+            self.server.url + path,
+            data={"username": self.name, "password": self.password, "csrf_token": token, **extra},
+            allow_redirects=False,
+        )
+        assert response.status_code == 303, response.text[:500]
+
+    @property
+    def id(self) -> int:
+        found = self.http.get(f"{self.server.url}/find", params={"q": self.name}).json()
+        return next(user["id"] for user in found if user["username"] == self.name)
+
+    def connect(self, transport: str = "websocket") -> socketio.Client:
+        """Open a Socket.IO connection with this person's session cookie."""
+        client = socketio.Client(reconnection=False)
+        client.on("*", lambda event, data=None: self.events.append((event, data)))
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+        client.connect(
+            self.server.url, headers={"Cookie": cookie}, transports=[transport], wait_timeout=10
+        )
+        self.sio = client
+        return client
+
+    def call(self, event: str, payload: Any = None, timeout: float = 10) -> Any:
+        """Emit ``event`` and wait for its acknowledgement."""
+        assert self.sio is not None
+        return self.sio.call(event, payload if payload is not None else {}, timeout=timeout)
+
+    def disconnect(self) -> None:
+        if self.sio is not None and self.sio.connected:
+            self.sio.disconnect()
+
+    def received(self, name: str) -> list[Any]:
+        """Payloads of the events of this name received so far."""
+        return [data for event, data in self.events if event == name]
