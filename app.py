@@ -35,6 +35,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_session import Session
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -85,7 +87,33 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_MB": 10,
     "PRESENCE_TTL_SECONDS": 60,
     "PASSWORD_HASH_METHOD": "scrypt",
+    # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
+    # or host, e.g. "https://chat.example.org"; empty: only the same origin may connect.
+    "PUBLIC_ORIGIN": "",
+    # Limits, in the syntax of the `limits` package. Shared by every worker through
+    # RATELIMIT_STORAGE_URI (memory:// for one process, redis://... for several).
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "SEND_RATE_LIMIT": "20 per 2 seconds",
+    "TYPING_RATE_LIMIT": "10 per 10 seconds",
+    "CHANNEL_RATE_LIMIT": "5 per minute",
+    "UPLOAD_RATE_LIMIT": "30 per minute",
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "REGISTER_RATE_LIMIT": "20 per hour",
 }
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 # Room for the form fields that travel with an uploaded file.
 UPLOAD_FORM_OVERHEAD = 64 * 1024
 
@@ -147,12 +175,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db_commands.init_db(app.config["DATABASE_PATH"])
     server_session.init_app(app)
     csrf.init_app(app)
+    origins = [o.strip() for o in app.config["PUBLIC_ORIGIN"].split(",") if o.strip()]
     socketio.init_app(
         app,
+        # None keeps python-socketio's same-origin check: a page on another site cannot
+        # open a socket with our users' cookies (cross-site WebSocket hijacking).
+        cors_allowed_origins=origins or None,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
         logger=False,
         engineio_logger=False,
+    )
+    app.extensions["rate_limiter"] = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        headers_enabled=False,
     )
     app.extensions["presence"] = PresenceTracker(LocalPresence(app.config["PRESENCE_TTL_SECONDS"]))
     _register_pages(app)
@@ -165,6 +203,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_pages(app: Flask) -> None:
+    limiter: Limiter = app.extensions["rate_limiter"]
+
+    def failed(response: Any) -> bool:
+        return response.status_code != 303
+
+    def typed_account() -> str:
+        return "account:" + request.form.get("username", "").strip().lower()
+
     @app.before_request
     def load_user() -> None:
         user_id = session.get("user_id")
@@ -173,8 +219,12 @@ def _register_pages(app: Flask) -> None:
             session.clear()
 
     @app.after_request
-    def no_sniffing(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    def security_headers(response: Any) -> Any:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     @app.context_processor
@@ -183,6 +233,7 @@ def _register_pages(app: Flask) -> None:
         return {"current_user": {"id": user["id"], "username": user["username"]} if user else None}
 
     @app.route("/register", methods=["GET", "POST"])
+    @limiter.limit(lambda: app.config["REGISTER_RATE_LIMIT"], methods=["POST"])
     def register() -> Any:
         if request.method == "GET":
             return render_template("register.html", username="", errors={}, next=_next_arg())
@@ -216,6 +267,19 @@ def _register_pages(app: Flask) -> None:
         return _redirect_after_login()
 
     @app.route("/login", methods=["GET", "POST"])
+    @limiter.limit(
+        lambda: app.config["LOGIN_RATE_LIMIT"],
+        methods=["POST"],
+        deduct_when=failed,
+        override_defaults=False,
+    )
+    @limiter.limit(
+        lambda: app.config["LOGIN_RATE_LIMIT"],
+        methods=["POST"],
+        key_func=typed_account,
+        deduct_when=failed,
+        override_defaults=False,
+    )
     def login() -> Any:
         if request.method == "GET":
             return render_template("login.html", username="", errors={}, next=_next_arg())
@@ -232,7 +296,10 @@ def _register_pages(app: Flask) -> None:
 
     @app.post("/logout")
     def logout() -> Any:
+        key = events.session_key(request.cookies.get(app.config["SESSION_COOKIE_NAME"]))
         session.clear()
+        if key:
+            events.close_session_sockets(key)
         return redirect(url_for("login"), 303)
 
     @app.get("/")
@@ -294,8 +361,13 @@ def _register_pages(app: Flask) -> None:
 
 
 def _register_uploads(app: Flask) -> None:
+    limiter: Limiter = app.extensions["rate_limiter"]
+
     @app.post("/upload")
     @login_required
+    @limiter.limit(
+        lambda: app.config["UPLOAD_RATE_LIMIT"], key_func=lambda: f"upload:{g.user['id']}"
+    )
     def upload() -> Any:
         user_id = g.user["id"]
         try:
@@ -427,6 +499,19 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:
         return _apology(400, "The form expired or came from another site. Please try again.")
+
+    @app.errorhandler(429)
+    def too_many(error: HTTPException) -> Any:
+        if request.endpoint in {"login", "register"}:
+            errors = {"form": "Too many attempts. Please wait a minute and try again."}
+            page = render_template(
+                f"{request.endpoint}.html",
+                username=request.form.get("username", ""),
+                errors=errors,
+                next=_next_arg(),
+            )
+            return page, 429
+        return _apology(429, "You are sending too fast. Please wait a moment.")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:

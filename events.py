@@ -6,12 +6,14 @@ and ``view:<id>`` for the one chat it has open. Every fan-out is one emit to one
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, current_app, request, session
 from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
+from limits import parse as parse_limit
 
 import db_commands
 from helpers import (
@@ -32,6 +34,7 @@ from helpers import (
 # Every client -> server event, by name; register() binds them all.
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
 NOT_A_MEMBER = "This chat does not exist or you are not in it."
+TOO_FAST = "You are sending too fast. Please wait a moment."
 
 
 def event(name: str) -> Callable:
@@ -63,7 +66,8 @@ def on_connect(_auth: Any = None) -> None:
     for chat_id in db_commands.list_chat_ids_for_member(user_id):
         join_room(chat_room(chat_id))
     tracker = current_app.extensions["presence"]
-    if tracker.connected(user_id, request.sid):
+    cookie = request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
+    if tracker.connected(user_id, request.sid, session_key(cookie)):
         announce_presence(user_id, online=True)
     else:
         emit("online_users_updated", {"count": tracker.store.online_count()})
@@ -99,6 +103,32 @@ def presence_heartbeat(app: Flask) -> None:
                     announce_presence(user_id, online=False)
         except Exception:
             app.logger.exception("Presence heartbeat failed")
+
+
+def check_rate(setting: str, user_id: int) -> None:
+    """Count one action of ``user_id`` against the limit named by ``setting``; refuse it
+    when the user is over the limit, so a flood slows its sender and nobody else."""
+    limiter = current_app.extensions["rate_limiter"]
+    if not limiter.enabled:
+        return
+    limit = parse_limit(current_app.config[setting])
+    if not limiter.limiter.hit(limit, setting, str(user_id)):
+        raise ValidationError(TOO_FAST)
+
+
+def session_key(session_id: str | None) -> str | None:
+    """A name for a login session that does not reveal its id (the id is a credential)."""
+    if not session_id:
+        return None
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+def close_session_sockets(key: str) -> None:
+    """Disconnect at once every socket opened with a login session that just ended."""
+    socketio = current_app.extensions["socketio"]
+    for sid in current_app.extensions["presence"].store.sockets_of_session(key):
+        socketio.emit("logged_out", {}, to=sid)
+        socketio.server.disconnect(sid)
 
 
 def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
@@ -190,6 +220,7 @@ def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     body = check_message_body(payload.get("body"), current_app.config["MAX_MESSAGE_LENGTH"])
     client_id = check_client_id(payload.get("client_id"))
     chat = access_chat(chat_id, user_id)
+    check_rate("SEND_RATE_LIMIT", user_id)
     row, created = db_commands.insert_message(chat_id, user_id, body, client_id)
     message = serialize_message(row)
     if created:
@@ -248,6 +279,7 @@ def read_up_to(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
 def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Create a channel; everyone sees it appear at once."""
     name = check_channel_name(payload.get("name"))
+    check_rate("CHANNEL_RATE_LIMIT", user_id)
     try:
         chat_id = db_commands.insert_channel(name, user_id)
     except sqlite3.IntegrityError:
@@ -303,6 +335,7 @@ def typing(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Tell the others who have the chat open that this user is typing."""
     chat_id = check_id(payload.get("chat_id"))
     access_chat(chat_id, user_id)
+    check_rate("TYPING_RATE_LIMIT", user_id)
     emit(
         "user_typing",
         {"chat_id": chat_id, "user_id": user_id, "username": session.get("username")},

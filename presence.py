@@ -20,8 +20,9 @@ DEFAULT_TTL_SECONDS = 60.0
 class Presence(Protocol):
     """The presence store every worker talks to."""
 
-    def add(self, user_id: int, sid: str) -> bool:
-        """Record an open socket; True if the user just came online."""
+    def add(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
+        """Record an open socket (and the login session it was opened with); True if the
+        user just came online."""
 
     def remove(self, user_id: int, sid: str) -> bool:
         """Forget a closed socket; True if the user just went offline."""
@@ -38,6 +39,9 @@ class Presence(Protocol):
     def online_among(self, user_ids: Iterable[int]) -> set[int]:
         """Which of these users are online."""
 
+    def sockets_of_session(self, session_key: str) -> list[str]:
+        """The open sockets of one login session, on any worker."""
+
 
 class LocalPresence:
     """Presence kept in this process's memory, for a single worker."""
@@ -47,18 +51,22 @@ class LocalPresence:
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
         self._sockets: dict[int, dict[str, float]] = {}  # user_id -> {sid: expires_at}
+        self._session_of: dict[str, str] = {}  # sid -> login session key
 
-    def add(self, user_id: int, sid: str) -> bool:
+    def add(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """Record an open socket; True if the user just came online."""
         with self._lock:
             sockets = self._sockets.setdefault(user_id, {})
             came_online = not sockets
             sockets[sid] = self._clock() + self.ttl
+            if session_key:
+                self._session_of[sid] = session_key
             return came_online
 
     def remove(self, user_id: int, sid: str) -> bool:
         """Forget a closed socket; True if the user just went offline."""
         with self._lock:
+            self._session_of.pop(sid, None)
             sockets = self._sockets.get(user_id)
             if not sockets or sockets.pop(sid, None) is None:
                 return False
@@ -85,6 +93,7 @@ class LocalPresence:
                 sockets = self._sockets[user_id]
                 for sid in [sid for sid, expires_at in sockets.items() if expires_at <= now]:
                     del sockets[sid]
+                    self._session_of.pop(sid, None)
                 if not sockets:
                     del self._sockets[user_id]
                     gone.append(user_id)
@@ -100,6 +109,11 @@ class LocalPresence:
         with self._lock:
             return {user_id for user_id in user_ids if user_id in self._sockets}
 
+    def sockets_of_session(self, session_key: str) -> list[str]:
+        """The open sockets of one login session."""
+        with self._lock:
+            return [sid for sid, key in self._session_of.items() if key == session_key]
+
 
 class PresenceTracker:
     """One worker's side of presence: the sockets it holds, kept alive in a shared store."""
@@ -109,11 +123,11 @@ class PresenceTracker:
         self._lock = threading.Lock()
         self._local: dict[str, int] = {}  # sid -> user_id, for the sockets of this worker
 
-    def connected(self, user_id: int, sid: str) -> bool:
+    def connected(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """A socket of this worker opened; True if its user just came online."""
         with self._lock:
             self._local[sid] = user_id
-        return self.store.add(user_id, sid)
+        return self.store.add(user_id, sid, session_key)
 
     def disconnected(self, user_id: int, sid: str) -> bool:
         """A socket of this worker closed; True if its user just went offline."""

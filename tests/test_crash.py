@@ -17,7 +17,7 @@ GENERAL = 1
 
 def test_every_acknowledged_message_survives_a_sigkill(tmp_path):
     folder = tmp_path / "crash"
-    server = start_server(folder)
+    server = start_server(folder, SEND_RATE_LIMIT="1000 per second")
     alice = RealClient(server, "alice").register()
     alice.connect()
     acked: list[dict] = []
