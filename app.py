@@ -41,6 +41,7 @@ from flask_session import Session
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import attachments
@@ -90,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
     # or host, e.g. "https://chat.example.org"; empty: only the same origin may connect.
     "PUBLIC_ORIGIN": "",
+    # How many reverse proxies in front of the chat set X-Forwarded-For/-Proto/-Host; 0 when
+    # browsers connect directly (then those headers are ignored: a client could forge them).
+    "TRUSTED_PROXIES": 0,
     # Limits, in the syntax of the `limits` package. Shared by every worker through
     # RATELIMIT_STORAGE_URI (memory:// for one process, redis://... for several).
     "RATELIMIT_ENABLED": True,
@@ -186,6 +190,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.extensions["rate_limiter"] = Limiter(
         get_remote_address,
         app=app,

@@ -440,3 +440,33 @@ def test_the_public_origin_setting_admits_the_proxy_origin_only(live):
     assert polling_handshake(live, "http://evil.example", cookie).status_code == 400
     assert websocket_handshake(live, "https://chat.example.org", cookie) is True
     assert websocket_handshake(live, "https://evil.example", cookie) is False
+
+
+def test_forwarded_addresses_count_only_behind_a_declared_proxy(tmp_path):
+    """Without TRUSTED_PROXIES a forged X-Forwarded-For cannot dodge the login limit."""
+    direct = create_app(make_config(tmp_path / "direct", LOGIN_RATE_LIMIT="2 per minute"))
+    codes = [
+        direct.test_client()
+        .post(
+            "/login",
+            data={"username": f"u{n}", "password": "x"},
+            headers={"X-Forwarded-For": f"10.0.0.{n}"},
+        )
+        .status_code
+        for n in range(3)
+    ]
+    assert codes == [400, 400, 429]
+    proxied = create_app(
+        make_config(tmp_path / "proxied", LOGIN_RATE_LIMIT="2 per minute", TRUSTED_PROXIES=1)
+    )
+    codes = [
+        proxied.test_client()
+        .post(
+            "/login",
+            data={"username": f"u{n}", "password": "x"},
+            headers={"X-Forwarded-For": f"10.0.0.{n}"},
+        )
+        .status_code
+        for n in range(3)
+    ]
+    assert codes == [400, 400, 400]
