@@ -117,8 +117,8 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_server(tmp: Path) -> LiveServer:
-    """Start ``python app.py`` with everything it writes under ``tmp``; wait for /login."""
+def launch_server(tmp: Path) -> LiveServer:
+    """Start ``python app.py`` on a free port with everything it writes under ``tmp``."""
     port = free_port()
     database_path = tmp / "chat.db"
     env = {
@@ -141,24 +141,35 @@ def start_server(tmp: Path) -> LiveServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", database_path, log_path, process)
+    return LiveServer(f"http://127.0.0.1:{port}", database_path, log_path, process)
+
+
+def wait_until_up(server: LiveServer) -> str | None:
+    """Wait for GET /login to answer; None when it does, else why it never will."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not answers(f"{server.url}/login"):
-        if process.poll() is not None:
-            pytest.fail(
-                f"The server exited with code {process.returncode} before answering "
-                f"GET /login. Its output:\n{server.log_tail()}",
-                pytrace=False,
-            )
+        if server.process.poll() is not None:
+            return f"The server exited with code {server.process.returncode} before answering"
         if time.monotonic() > deadline:
             server.stop()
-            pytest.fail(
-                f"The server did not answer GET {server.url}/login within "
-                f"{SERVER_START_TIMEOUT_S:.0f} s. Its output:\n{server.log_tail()}",
-                pytrace=False,
-            )
+            return f"The server did not answer within {SERVER_START_TIMEOUT_S:.0f} s"
         time.sleep(0.1)
-    return server
+    return None
+
+
+def start_server(tmp: Path, attempts: int = 3) -> LiveServer:
+    """A running server, or a failed test with the server's output."""
+    for attempt in range(1, attempts + 1):
+        server = launch_server(tmp)
+        problem = wait_until_up(server)
+        if problem is None:
+            return server
+        # The free port can be taken by another process before the server binds it.
+        if "Address already in use" not in server.log_tail() or attempt == attempts:
+            break
+    pytest.fail(
+        f"{problem} GET {server.url}/login. Its output:\n{server.log_tail()}", pytrace=False
+    )
 
 
 @pytest.fixture(scope="module")
