@@ -44,3 +44,13 @@ $(VENDOR): package.json package-lock.json
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor
+
+# Benchmarks of the chat beside a bare relay (bench/README.md): a short run in under
+# 3 minutes; `make bench BENCH_ARGS=--full` for the full figures.
+.PHONY: bench
+bench: install $(VENV)/.installed-bench
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+$(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@

@@ -1,0 +1,199 @@
+"""Run the benchmarks: capacity, fan-out and connections for the chat and the relay, history
+paging and the chat list, optionally a profile; write the results as JSON and a summary.
+
+    python -m bench.run                 # short version (`make bench`, under 3 minutes)
+    python -m bench.run --full          # the figures of bench/README.md
+    python -m bench.run --full --app-dir ../other-checkout --label proposed
+
+Each scenario runs against the chat, then against the relay, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import profile, report, scenarios, servers
+
+SHORT: dict[str, Any] = {
+    "capacity": {
+        "users": 60,
+        "group_size": 2,
+        "rates": [100, 200, 300, 450, 650, 900, 1200],
+        "step_seconds": 3,
+        "max_connections": 10_000,
+        "timeout_seconds": 120,
+    },
+    "fanout": {"members": 200, "messages": 10, "max_connections": 10_000, "timeout_seconds": 120},
+    "connections": {
+        "users": 100,
+        "stages": [500, 1000],
+        "concurrency": 50,
+        "max_connections": 10_000,
+        "timeout_seconds": 120,
+    },
+    "history": {"messages": 100_000},
+    "profile": None,
+}
+
+FULL: dict[str, Any] = {
+    "capacity": {
+        "users": 200,
+        "group_size": 2,
+        "rates": [round(100 * 1.25**n) for n in range(18)],  # 100 ... 4,441 messages/s
+        "step_seconds": 8,
+        "max_connections": 10_000,
+        "timeout_seconds": 900,
+    },
+    "fanout": {"members": 1000, "messages": 30, "max_connections": 10_000, "timeout_seconds": 900},
+    "connections": {
+        "users": 1000,
+        "stages": [1000, 5000, 10_000],
+        "concurrency": 50,
+        "max_connections": 10_000,
+        "timeout_seconds": 1200,
+    },
+    "history": {"messages": 1_000_000},
+    "profile": {"share_of_capacity": 0.8, "seconds": 15, "users": 200},
+}
+
+SCENARIOS = ("capacity", "fanout", "connections", "history", "profile")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": node.stdout.strip(),
+        "open_files_hard_limit": _hard_open_files(),
+    }
+
+
+def _hard_open_files() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def commit_of(app_dir: Path) -> str:
+    """The commit the benchmarked chat was checked out at, with ``+changes`` if edited."""
+    head = subprocess.run(
+        ["git", "-C", str(app_dir), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(app_dir), "status", "--porcelain", "--", "*.py", "query.sql"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head}+changes" if dirty else head
+
+
+def run_history(config: dict[str, Any], app_dir: Path, folder: Path) -> dict[str, Any]:
+    """History paging in its own process, so it imports the db_commands of ``app_dir``."""
+    out = folder / "history.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.history",
+            "--messages",
+            str(config["messages"]),
+            "--app-dir",
+            str(app_dir),
+            "--out",
+            str(out),
+        ],
+        cwd=servers.ROOT,
+        check=True,
+    )
+    return json.loads(out.read_text())
+
+
+def run_all(
+    settings: dict[str, Any], only: set[str], app_dir: Path, folder: Path
+) -> dict[str, Any]:
+    """Every chosen scenario, the chat then the relay; timings per scenario."""
+    results: dict[str, Any] = {"seconds": {}}
+    for name in ("capacity", "fanout", "connections"):
+        if name not in only:
+            continue
+        started = time.monotonic()
+        scenario = getattr(scenarios, name)
+        results[name] = {
+            kind: scenario(kind, folder / name, app_dir, settings[name])
+            for kind in ("chat", "relay")
+        }
+        results["seconds"][name] = round(time.monotonic() - started, 1)
+        print(f"[bench] {name}: {results['seconds'][name]} s", file=sys.stderr, flush=True)
+    if "history" in only:
+        started = time.monotonic()
+        results["history"] = run_history(settings["history"], app_dir, folder)
+        results["seconds"]["history"] = round(time.monotonic() - started, 1)
+    if "profile" in only and settings["profile"]:
+        started = time.monotonic()
+        chat_capacity = results.get("capacity", {}).get("chat", {}).get("capacity") or 200
+        rate = round(chat_capacity * settings["profile"]["share_of_capacity"])
+        results["profile"] = profile.run(
+            rate, settings["profile"]["seconds"], settings["profile"]["users"], folder, app_dir
+        )
+        results["seconds"]["profile"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def main() -> None:
+    """Parse the command line, run, write results.json and summary.md (and plots)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the full figures (about 20 min)")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--app-dir", type=Path, default=servers.ROOT, help="checkout to measure")
+    parser.add_argument("--label", default="main", help="name of this run in the tables")
+    parser.add_argument("--out", type=Path, help="results folder (default bench/results/...)")
+    args = parser.parse_args()
+    mode = "full" if args.full else "short"
+    out = args.out or servers.ROOT / "bench" / "results" / f"{mode}-{args.label}"
+    out.mkdir(parents=True, exist_ok=True)
+    app_dir = args.app_dir.resolve()
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        results = run_all(FULL if args.full else SHORT, only, app_dir, Path(folder))
+    results.update(
+        label=args.label,
+        mode=mode,
+        commit=commit_of(app_dir),
+        machine=machine(),
+        total_seconds=round(time.monotonic() - started, 1),
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    summary = report.write(out, [results])
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
