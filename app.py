@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
     "MAX_UPLOAD_MB": 10,
+    "DB_POOL_SIZE": 20,
     "PRESENCE_TTL_SECONDS": 60,
     "PASSWORD_HASH_METHOD": "scrypt",
     # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
@@ -158,7 +158,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _load_secret_key(Path(app.instance_path))
-    app.config["DATABASE_PATH"] = db_commands.sqlite_path(app.config["DATABASE_URL"], app.root_path)
     app.config["UPLOAD_PATH"] = Path(app.root_path, app.config["UPLOAD_FOLDER"])
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + (
         UPLOAD_FORM_OVERHEAD
@@ -175,8 +174,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_PERMANENT=True,
     )
 
-    db_commands.init_app(app)
-    db_commands.init_db(app.config["DATABASE_PATH"])
+    app.config["DATABASE_PATH"] = db_commands.init_app(app).path  # None on PostgreSQL
     server_session.init_app(app)
     csrf.init_app(app)
     origins = [o.strip() for o in app.config["PUBLIC_ORIGIN"].split(",") if o.strip()]
@@ -264,7 +262,7 @@ def _register_pages(app: Flask) -> None:
                     generate_password_hash(password, method=app.config["PASSWORD_HASH_METHOD"]),
                     app.config["DEFAULT_CHANNEL"],
                 )
-            except sqlite3.IntegrityError:
+            except db_commands.IntegrityError:
                 errors["username"] = "This username is taken."
         if errors:
             return render_template(
@@ -577,6 +575,11 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if os.environ.get("DATABASE_URL", "").startswith(("postgresql:", "postgres:")):
+        # psycopg2 waits on its socket through eventlet's hub instead of blocking the process.
+        from eventlet.support import psycopg2_patcher
+
+        psycopg2_patcher.make_psycopg_green()
     app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
     host, port = app.config["HOST"], app.config["PORT"]
     max_connections = app.config["MAX_CONNECTIONS"]

@@ -1,25 +1,25 @@
 """Every SQL statement of the chat: one function per query, explicit ids in, plain dicts out.
 
 Functions never read ``session``, ``request`` or ``g`` beyond the connection itself, so the
-same calls serve HTTP views, Socket.IO handlers, tests and benchmarks.
+same calls serve HTTP views, Socket.IO handlers, tests and benchmarks. Each statement is
+written once, in SQL that SQLite and PostgreSQL both run (database.py adapts the rest).
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-import sqlite3
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import click
 from flask import Flask, current_app, g
 
+from database import Connection, Database, IntegrityError
 from helpers import now_ms
 
-SCHEMA_FILE = Path(__file__).with_name("query.sql")
-_VERSION_MARK = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
+__all__ = ["IntegrityError"]
+
+# Above every id the chat can hand out: "before the newest" without a special case.
+_NO_UPPER_BOUND = 2**63 - 1
 
 # The columns of a message on the wire, with its sender's name and its attachment.
 _MESSAGE_SELECT = """
@@ -52,7 +52,7 @@ _CHAT_SELECT = """
     JOIN chats AS c ON c.id = cm.chat_id
     LEFT JOIN users AS p ON c.kind = 'direct' AND p.id = COALESCE(
         (SELECT o.user_id FROM chat_members AS o
-          WHERE o.chat_id = c.id AND o.user_id != cm.user_id), cm.user_id)
+          WHERE o.chat_id = c.id AND o.user_id != cm.user_id LIMIT 1), cm.user_id)
     LEFT JOIN messages AS lm ON lm.id = c.last_message_id
     LEFT JOIN users AS lu ON lu.id = lm.sender_id
     LEFT JOIN attachments AS la ON la.id = lm.attachment_id
@@ -62,118 +62,55 @@ _CHAT_SELECT = """
 # -- connection lifecycle -------------------------------------------------------------
 
 
-def sqlite_path(database_url: str, root: str) -> str:
-    """Turn ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` into a file path."""
-    prefix = "sqlite:///"
-    if not database_url.startswith(prefix):
-        raise ValueError(f"DATABASE_URL must start with {prefix!r}, got {database_url!r}")
-    path = database_url[len(prefix) :]
-    if path == ":memory:":
-        raise ValueError("An in-memory database would vanish between connections; use a file.")
-    return str(Path(root, path)) if not Path(path).is_absolute() else path
-
-
-def connect(path: str) -> sqlite3.Connection:
-    """Open a connection with the settings every connection of the chat relies on."""
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    # WAL + NORMAL: a committed transaction survives a crash of the process; only a power
-    # loss or OS crash may take the last few back (see docs/architecture.md).
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
-def get_db() -> sqlite3.Connection:
+def get_db() -> Connection:
     """The connection of the current app context, opened on first use."""
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE_PATH"])
+        g.db = current_app.extensions["database"].connect()
     return g.db
 
 
 def close_db(_exc: BaseException | None = None) -> None:
-    """Close the current app context's connection, if one was opened."""
+    """Give back the current app context's connection, if one was opened."""
     db = g.pop("db", None)
     if db is not None:
-        db.close()
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Run a block as one write transaction; IMMEDIATE so two writers never deadlock."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def schema_versions(sql: str) -> list[tuple[int, str]]:
-    """Split query.sql into its ``(version, statements)`` sections, in order."""
-    marks = list(_VERSION_MARK.finditer(sql))
-    sections = []
-    for index, mark in enumerate(marks):
-        end = marks[index + 1].start() if index + 1 < len(marks) else len(sql)
-        sections.append((int(mark.group(1)), sql[mark.end() : end]))
-    return sections
-
-
-def init_db(path: str) -> int:
-    """Create or upgrade the database at ``path`` to the newest schema; return its version."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        for version, statements in schema_versions(SCHEMA_FILE.read_text()):
-            if version <= current:
-                continue
-            # executescript commits as it goes, so the version bump rides in the same script.
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{statements}\nPRAGMA user_version = {version:d};\nCOMMIT;"
-            )
-            current = version
-        return current
-    finally:
-        conn.close()
+        current_app.extensions["database"].release(db)
 
 
 @click.command("init-db")
 def init_db_command() -> None:
     """Create the database, or upgrade it in place to the newest schema."""
-    version = init_db(current_app.config["DATABASE_PATH"])
+    version = current_app.extensions["database"].init_schema()
     click.echo(f"Database ready (schema version {version}).")
 
 
-def init_app(app: Flask) -> None:
-    """Close connections with each app context and register ``flask init-db``."""
+def init_app(app: Flask) -> Database:
+    """Open the app's database (creating or upgrading its schema), close connections with
+    each app context, and register ``flask init-db``."""
+    database = Database(app.config["DATABASE_URL"], app.root_path, app.config["DB_POOL_SIZE"])
+    database.init_schema()
+    app.extensions["database"] = database
     app.teardown_appcontext(close_db)
     app.cli.add_command(init_db_command)
-
-
-def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    return dict(row) if row is not None else None
+    return database
 
 
 # -- users ---------------------------------------------------------------------------
 
 
 def insert_user(username: str, password_hash: str, default_channel: str) -> int:
-    """Create a user who is a member of the default channel; raise IntegrityError if taken."""
+    """Create a user who is a member of the default channel; raise IntegrityError if the
+    name is taken (in any case)."""
     db = get_db()
     now = now_ms()
-    with transaction(db):
-        user_id = db.execute(
-            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+    with db.transaction():
+        user_id = db.scalar(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) RETURNING id",
             (username, password_hash, now),
-        ).lastrowid
+        )
         db.execute(
             """INSERT INTO chat_members (chat_id, user_id, last_read_message_id, joined_at)
                SELECT id, ?, COALESCE(last_message_id, 0), ? FROM chats
-               WHERE kind = 'channel' AND name = ?""",
+               WHERE kind = 'channel' AND lower(name) = lower(?)""",
             (user_id, now, default_channel),
         )
     return user_id
@@ -181,39 +118,27 @@ def insert_user(username: str, password_hash: str, default_channel: str) -> int:
 
 def get_user(user_id: int) -> dict[str, Any] | None:
     """One user's public fields and the chat they had open last, or None."""
-    row = (
-        get_db()
-        .execute("SELECT id, username, last_chat_id FROM users WHERE id = ?", (user_id,))
-        .fetchone()
-    )
-    return _row(row)
+    return get_db().one("SELECT id, username, last_chat_id FROM users WHERE id = ?", (user_id,))
 
 
 def get_user_credentials(username: str) -> dict[str, Any] | None:
     """The id and password hash of the user with this name (any case), or None."""
-    row = (
-        get_db()
-        .execute("SELECT id, username, password_hash FROM users WHERE username = ?", (username,))
-        .fetchone()
+    return get_db().one(
+        "SELECT id, username, password_hash FROM users WHERE lower(username) = lower(?)",
+        (username,),
     )
-    return _row(row)
 
 
 def list_users_matching(query: str, limit: int) -> list[dict[str, Any]]:
     """Users whose name contains ``query`` (any case), names starting with it first."""
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = (
-        get_db()
-        .execute(
-            """SELECT id, username FROM users
-           WHERE username LIKE ? ESCAPE '\\'
-           ORDER BY username LIKE ? ESCAPE '\\' DESC, username COLLATE NOCASE, id
+    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return get_db().all(
+        """SELECT id, username FROM users
+           WHERE lower(username) LIKE ? ESCAPE '\\'
+           ORDER BY lower(username) LIKE ? ESCAPE '\\' DESC, lower(username), id
            LIMIT ?""",
-            (f"%{escaped}%", f"{escaped}%", limit),
-        )
-        .fetchall()
+        (f"%{escaped}%", f"{escaped}%", limit),
     )
-    return [dict(row) for row in rows]
 
 
 def update_last_chat(user_id: int, chat_id: int) -> None:
@@ -230,31 +155,34 @@ def get_or_insert_direct_chat(user_id: int, partner_id: int) -> tuple[int, bool]
     key = f"{low}:{high}"
     db = get_db()
     now = now_ms()
-    with transaction(db):
-        row = db.execute("SELECT id FROM chats WHERE direct_key = ?", (key,)).fetchone()
-        if row is not None:
-            return row["id"], False
-        chat_id = db.execute(
-            "INSERT INTO chats (kind, direct_key, created_by, created_at) "
-            "VALUES ('direct', ?, ?, ?)",
+    with db.transaction():
+        chat_id = db.scalar(
+            """INSERT INTO chats (kind, direct_key, created_by, created_at)
+               VALUES ('direct', ?, ?, ?)
+               ON CONFLICT (direct_key) DO NOTHING RETURNING id""",
             (key, user_id, now),
-        ).lastrowid
-        db.executemany(
-            "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
-            [(chat_id, member, now) for member in {low, high}],
         )
+        if chat_id is None:
+            return db.scalar("SELECT id FROM chats WHERE direct_key = ?", (key,)), False
+        for member in {low, high}:
+            db.execute(
+                "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
+                (chat_id, member, now),
+            )
     return chat_id, True
 
 
 def insert_channel(name: str, created_by: int) -> int:
-    """Create a channel with its creator as member; raise IntegrityError if the name is taken."""
+    """Create a channel with its creator as member; raise IntegrityError if the name is
+    taken (in any case)."""
     db = get_db()
     now = now_ms()
-    with transaction(db):
-        chat_id = db.execute(
-            "INSERT INTO chats (kind, name, created_by, created_at) VALUES ('channel', ?, ?, ?)",
+    with db.transaction():
+        chat_id = db.scalar(
+            "INSERT INTO chats (kind, name, created_by, created_at) "
+            "VALUES ('channel', ?, ?, ?) RETURNING id",
             (name, created_by, now),
-        ).lastrowid
+        )
         db.execute(
             "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
             (chat_id, created_by, now),
@@ -276,78 +204,53 @@ def insert_channel_member(chat_id: int, user_id: int) -> bool:
 
 def get_channel(chat_id: int) -> dict[str, Any] | None:
     """A channel's id and name, or None when no channel has this id."""
-    row = (
-        get_db()
-        .execute("SELECT id, kind, name FROM chats WHERE id = ? AND kind = 'channel'", (chat_id,))
-        .fetchone()
+    return get_db().one(
+        "SELECT id, kind, name FROM chats WHERE id = ? AND kind = 'channel'", (chat_id,)
     )
-    return _row(row)
 
 
 def get_membership(chat_id: int, user_id: int) -> dict[str, Any] | None:
     """The chat's kind and newest message id if the user is a member of it, else None."""
-    row = (
-        get_db()
-        .execute(
-            """SELECT c.id, c.kind, c.last_message_id, cm.last_read_message_id AS last_read_id
+    return get_db().one(
+        """SELECT c.id, c.kind, c.last_message_id, cm.last_read_message_id AS last_read_id
            FROM chat_members AS cm JOIN chats AS c ON c.id = cm.chat_id
            WHERE cm.chat_id = ? AND cm.user_id = ?""",
-            (chat_id, user_id),
-        )
-        .fetchone()
+        (chat_id, user_id),
     )
-    return _row(row)
 
 
 def get_chat_for_member(chat_id: int, user_id: int) -> dict[str, Any] | None:
     """The chat as this member sees it, or None if it does not exist or they are not in it."""
-    row = (
-        get_db()
-        .execute(_CHAT_SELECT + " WHERE cm.user_id = ? AND cm.chat_id = ?", (user_id, chat_id))
-        .fetchone()
+    return get_db().one(
+        _CHAT_SELECT + " WHERE cm.user_id = ? AND cm.chat_id = ?", (user_id, chat_id)
     )
-    return _row(row)
 
 
 def list_chats_for_member(user_id: int) -> list[dict[str, Any]]:
     """Every chat of a user with its unread count and last message, newest activity first."""
-    rows = (
-        get_db()
-        .execute(
-            _CHAT_SELECT
-            + " WHERE cm.user_id = ?"
-            + " ORDER BY COALESCE(lm.created_at, cm.joined_at) DESC, c.id DESC",
-            (user_id,),
-        )
-        .fetchall()
+    return get_db().all(
+        _CHAT_SELECT
+        + " WHERE cm.user_id = ?"
+        + " ORDER BY COALESCE(lm.created_at, cm.joined_at) DESC, c.id DESC",
+        (user_id,),
     )
-    return [dict(row) for row in rows]
 
 
 def list_chat_ids_for_member(user_id: int) -> list[int]:
     """The ids of every chat a user is a member of."""
-    rows = (
-        get_db()
-        .execute("SELECT chat_id FROM chat_members WHERE user_id = ?", (user_id,))
-        .fetchall()
-    )
-    return [row[0] for row in rows]
+    rows = get_db().all("SELECT chat_id FROM chat_members WHERE user_id = ?", (user_id,))
+    return [row["chat_id"] for row in rows]
 
 
 def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
     """Channels the user is not a member of, by name."""
-    rows = (
-        get_db()
-        .execute(
-            """SELECT c.id, c.name FROM chats AS c
+    return get_db().all(
+        """SELECT c.id, c.name FROM chats AS c
            WHERE c.kind = 'channel' AND NOT EXISTS (
                SELECT 1 FROM chat_members AS cm WHERE cm.chat_id = c.id AND cm.user_id = ?)
-           ORDER BY c.name COLLATE NOCASE""",
-            (user_id,),
-        )
-        .fetchall()
+           ORDER BY lower(c.name), c.id""",
+        (user_id,),
     )
-    return [dict(row) for row in rows]
 
 
 # -- messages ------------------------------------------------------------------------
@@ -367,13 +270,13 @@ def insert_message(
     """
     db = get_db()
     now = now_ms()
-    with transaction(db):
+    with db.transaction():
         attachment_id = None
         if attachment is not None:
-            attachment_id = db.execute(
+            attachment_id = db.scalar(
                 """INSERT INTO attachments (chat_id, uploader_id, original_name, stored_name,
                                             mime_type, size_bytes, width, height, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
                 (
                     chat_id,
                     sender_id,
@@ -385,151 +288,108 @@ def insert_message(
                     attachment.get("height"),
                     now,
                 ),
-            ).lastrowid
-        cursor = db.execute(
+            )
+        message_id = db.scalar(
             """INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at,
                                      client_id)
                VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (sender_id, client_id) DO NOTHING""",
+               ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id""",
             (chat_id, sender_id, body, attachment_id, now, client_id),
         )
-        created = cursor.rowcount == 1
-        if created:
-            db.execute(
-                "UPDATE chats SET last_message_id = ? WHERE id = ?", (cursor.lastrowid, chat_id)
-            )
-            message = db.execute(_MESSAGE_SELECT + " WHERE m.id = ?", (cursor.lastrowid,))
-        else:
-            if attachment_id is not None:
-                db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
-            message = db.execute(
-                _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?",
-                (sender_id, client_id),
-            )
-        return dict(message.fetchone()), created
+        if message_id is not None:
+            db.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
+            return db.one(_MESSAGE_SELECT + " WHERE m.id = ?", (message_id,)), True
+        if attachment_id is not None:
+            db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
+        first = db.one(
+            _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?", (sender_id, client_id)
+        )
+        return first, False
 
 
 def get_message_by_client_id(sender_id: int, client_id: str) -> dict[str, Any] | None:
     """The message a sender already stored under ``client_id``, or None."""
-    row = (
-        get_db()
-        .execute(
-            _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?", (sender_id, client_id)
-        )
-        .fetchone()
+    return get_db().one(
+        _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?", (sender_id, client_id)
     )
-    return _row(row)
 
 
 def get_attachment_for_member(attachment_id: int, user_id: int) -> dict[str, Any] | None:
     """An attachment's stored file and type, if the user is a member of its chat, else None."""
-    row = (
-        get_db()
-        .execute(
-            """SELECT a.id, a.chat_id, a.original_name, a.stored_name, a.mime_type, a.size_bytes
+    return get_db().one(
+        """SELECT a.id, a.chat_id, a.original_name, a.stored_name, a.mime_type, a.size_bytes
            FROM attachments AS a
            JOIN chat_members AS cm ON cm.chat_id = a.chat_id AND cm.user_id = ?
            WHERE a.id = ?""",
-            (user_id, attachment_id),
-        )
-        .fetchone()
+        (user_id, attachment_id),
     )
-    return _row(row)
 
 
 def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` newest messages older than ``before_id`` (all when None), oldest first."""
-    rows = (
-        get_db()
-        .execute(
-            _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
-            (chat_id, before_id if before_id is not None else 2**63 - 1, limit),
-        )
-        .fetchall()
+    rows = get_db().all(
+        _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
+        (chat_id, _NO_UPPER_BOUND if before_id is None else before_id, limit),
     )
-    return [dict(row) for row in reversed(rows)]
+    return rows[::-1]
 
 
 def list_messages_after(chat_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` oldest messages newer than ``after_id``, oldest first."""
-    rows = (
-        get_db()
-        .execute(
-            _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
-            (chat_id, after_id, limit),
-        )
-        .fetchall()
+    return get_db().all(
+        _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+        (chat_id, after_id, limit),
     )
-    return [dict(row) for row in rows]
 
 
 def get_first_unread_id(chat_id: int, user_id: int, last_read_id: int) -> int | None:
     """The id of the oldest message after ``last_read_id`` sent by someone else, or None."""
-    row = (
-        get_db()
-        .execute(
-            """SELECT MIN(id) FROM messages
-           WHERE chat_id = ? AND id > ? AND sender_id != ?""",
-            (chat_id, last_read_id, user_id),
-        )
-        .fetchone()
+    return get_db().scalar(
+        "SELECT MIN(id) FROM messages WHERE chat_id = ? AND id > ? AND sender_id != ?",
+        (chat_id, last_read_id, user_id),
     )
-    return row[0]
 
 
 def count_unread(chat_id: int, user_id: int, last_read_id: int) -> int:
     """How many messages after ``last_read_id`` were sent by someone other than the user."""
-    row = (
-        get_db()
-        .execute(
-            "SELECT COUNT(*) FROM messages WHERE chat_id = ? AND id > ? AND sender_id != ?",
-            (chat_id, last_read_id, user_id),
-        )
-        .fetchone()
+    return get_db().scalar(
+        "SELECT COUNT(*) FROM messages WHERE chat_id = ? AND id > ? AND sender_id != ?",
+        (chat_id, last_read_id, user_id),
     )
-    return row[0]
 
 
 def has_message_before(chat_id: int, message_id: int) -> bool:
     """Whether the chat holds a message older than ``message_id``."""
-    row = (
-        get_db()
-        .execute(
+    return bool(
+        get_db().scalar(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND id < ?)",
             (chat_id, message_id),
         )
-        .fetchone()
     )
-    return bool(row[0])
 
 
 def has_message_after(chat_id: int, message_id: int) -> bool:
     """Whether the chat holds a message newer than ``message_id``."""
-    row = (
-        get_db()
-        .execute(
+    return bool(
+        get_db().scalar(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND id > ?)",
             (chat_id, message_id),
         )
-        .fetchone()
     )
-    return bool(row[0])
 
 
 def update_last_read(chat_id: int, user_id: int, last_read_id: int) -> int:
     """Move a member's read pointer forward (never back, never past the chat's newest
     message); return the pointer as stored."""
     db = get_db()
-    with transaction(db):
+    with db.transaction():
+        newest = db.scalar("SELECT last_message_id FROM chats WHERE id = ?", (chat_id,)) or 0
         db.execute(
-            """UPDATE chat_members
-               SET last_read_message_id = MAX(last_read_message_id, MIN(?, COALESCE(
-                   (SELECT last_message_id FROM chats WHERE id = ?), 0)))
-               WHERE chat_id = ? AND user_id = ?""",
-            (last_read_id, chat_id, chat_id, user_id),
+            """UPDATE chat_members SET last_read_message_id = ?
+               WHERE chat_id = ? AND user_id = ? AND last_read_message_id < ?""",
+            (min(last_read_id, newest), chat_id, user_id, min(last_read_id, newest)),
         )
-        row = db.execute(
+        return db.scalar(
             "SELECT last_read_message_id FROM chat_members WHERE chat_id = ? AND user_id = ?",
             (chat_id, user_id),
-        ).fetchone()
-    return row[0]
+        )

@@ -7,7 +7,6 @@ and ``view:<id>`` for the one chat it has open. Every fan-out is one emit to one
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -282,7 +281,7 @@ def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     check_rate("CHANNEL_RATE_LIMIT", user_id)
     try:
         chat_id = db_commands.insert_channel(name, user_id)
-    except sqlite3.IntegrityError:
+    except db_commands.IntegrityError:
         raise ValidationError("A channel with this name already exists.") from None
     chat = serialize_chat(db_commands.get_chat_for_member(chat_id, user_id))
     join_room(chat_room(chat_id))

@@ -67,3 +67,9 @@ VALUES ('channel', 'General Talk', CAST(strftime('%s', 'now') AS INTEGER) * 1000
 -- conversation does not jump.
 ALTER TABLE attachments ADD COLUMN width INTEGER;
 ALTER TABLE attachments ADD COLUMN height INTEGER;
+
+-- version: 3
+-- Names are unique ignoring case through lower(), the expression PostgreSQL indexes too,
+-- so one set of queries serves both databases.
+CREATE UNIQUE INDEX users_by_lower_name ON users (lower(username));
+CREATE UNIQUE INDEX channels_by_lower_name ON chats (lower(name));

@@ -15,12 +15,14 @@ from flask.testing import FlaskClient
 from flask_socketio import SocketIOTestClient
 
 from app import create_app, socketio
+from tests.postgres import postgres_schema
 
 PASSWORD = "correct horse battery"
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    """The settings of an app that keeps everything under ``tmp_path``."""
+    """The settings of an app that keeps everything under ``tmp_path`` (its database too,
+    unless ``DATABASE_URL`` is among the overrides)."""
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
@@ -35,9 +37,36 @@ def make_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind: every test using it runs on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chat.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    return create_app(make_config(tmp_path))
+def make_app(tmp_path: Path, database_url: str) -> Iterator[Any]:
+    """``make_app(SETTING=value)``: an app on this test's database with some settings
+    changed; its database connections are closed at the end of the test."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        folder = tmp_path / f"app{len(apps)}"
+        built = create_app(make_config(folder, DATABASE_URL=database_url, **overrides))
+        apps.append(built)
+        return built
+
+    yield make
+    for built in apps:
+        built.extensions["database"].close()
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    return make_app()
 
 
 @pytest.fixture
@@ -89,6 +118,14 @@ class User:
 
 
 _client_ids = (f"c{n}" for n in itertools.count())
+
+
+def query(app: Flask, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    """Rows of ``sql`` from the app's database, whichever database that is."""
+    import db_commands
+
+    with app.app_context():
+        return db_commands.get_db().all(sql, params)
 
 
 def register(http: FlaskClient, name: str, password: str = PASSWORD) -> Any:

@@ -34,9 +34,26 @@ class LiveServer:
 
     url: str
     folder: Path
-    database_path: Path
+    database_url: str
     log_path: Path
     process: subprocess.Popen[bytes]
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file (for the tests that look at SQLite itself)."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    def query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        """Rows of ``sql`` read straight from the server's database, whichever it is."""
+        from database import Database
+
+        db = Database(self.database_url, str(ROOT), pool_size=1)
+        conn = db.connect()
+        try:
+            return conn.all(sql, params)
+        finally:
+            db.release(conn)
+            db.close()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines the server wrote to stdout and stderr."""
@@ -88,20 +105,19 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_server(folder: Path, **settings: str) -> LiveServer:
-    """Start ``python app.py`` keeping its database, sessions, uploads and secret key under
-    ``folder`` (a second start on the same folder reopens the same data); wait for /login."""
+def launch_server(folder: Path, **settings: str) -> LiveServer:
+    """Start ``python app.py`` on a free port, keeping its database, sessions, uploads and
+    secret key under ``folder`` (a second start on the same folder reopens the same data)."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "secret_key"
     if not key_file.exists():
         key_file.write_text(secrets.token_hex(32))
     port = free_port()
-    database_path = folder / "chat.db"
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "DATABASE_URL": f"sqlite:///{database_path}",
+        "DATABASE_URL": f"sqlite:///{folder / 'chat.db'}",
         "SECRET_KEY": key_file.read_text(),
         "SESSION_FILE_DIR": str(folder / "sessions"),
         "UPLOAD_FOLDER": str(folder / "uploads"),
@@ -118,24 +134,35 @@ def start_server(folder: Path, **settings: str) -> LiveServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", folder, database_path, log_path, process)
+    return LiveServer(f"http://127.0.0.1:{port}", folder, env["DATABASE_URL"], log_path, process)
+
+
+def wait_until_up(server: LiveServer) -> str | None:
+    """Wait for GET /login to answer; None when it does, else why it never will."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not answers(f"{server.url}/login"):
-        if process.poll() is not None:
-            pytest.fail(
-                f"The server exited with code {process.returncode} before answering "
-                f"GET /login. Its output:\n{server.log_tail()}",
-                pytrace=False,
-            )
+        if server.process.poll() is not None:
+            return f"The server exited with code {server.process.returncode} before answering"
         if time.monotonic() > deadline:
             server.stop()
-            pytest.fail(
-                f"The server did not answer GET {server.url}/login within "
-                f"{SERVER_START_TIMEOUT_S:.0f} s. Its output:\n{server.log_tail()}",
-                pytrace=False,
-            )
+            return f"The server did not answer within {SERVER_START_TIMEOUT_S:.0f} s"
         time.sleep(0.1)
-    return server
+    return None
+
+
+def start_server(folder: Path, attempts: int = 3, **settings: str) -> LiveServer:
+    """A running server that answers GET /login, or a failed test with its output."""
+    for attempt in range(1, attempts + 1):
+        server = launch_server(folder, **settings)
+        problem = wait_until_up(server)
+        if problem is None:
+            return server
+        # Another process can take the free port before the server binds it.
+        if "Address already in use" not in server.log_tail() or attempt == attempts:
+            break
+    pytest.fail(
+        f"{problem} GET {server.url}/login. Its output:\n{server.log_tail()}", pytrace=False
+    )
 
 
 def csrf_token(page: str) -> str:

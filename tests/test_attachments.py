@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import received
+from tests.conftest import query, received
 
 
 def picture(fmt: str, size: tuple[int, int] = (1200, 800)) -> bytes:
@@ -47,11 +46,7 @@ def stored_files(app) -> list[Path]:
 
 
 def attachment_rows(app) -> int:
-    conn = sqlite3.connect(app.config["DATABASE_PATH"])
-    try:
-        return conn.execute("SELECT COUNT(*) FROM attachments").fetchone()[0]
-    finally:
-        conn.close()
+    return query(app, "SELECT COUNT(*) AS n FROM attachments")[0]["n"]
 
 
 @pytest.fixture
@@ -136,11 +131,9 @@ def test_refused_files_get_a_message_and_nothing_is_kept(app, alice, bob, chat, 
     assert received(bob.tab) == []
 
 
-def test_too_big_is_refused_with_413_json(tmp_path, make_user):
-    from app import create_app
-    from tests.conftest import make_config
+def test_too_big_is_refused_with_413_json(make_app):
 
-    app = create_app(make_config(tmp_path, MAX_UPLOAD_MB=1))
+    app = make_app(MAX_UPLOAD_MB=1)
     http = app.test_client()
     http.post(
         "/register",

@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from app import create_app
-from tests.conftest import PASSWORD, make_config, register
+from tests.conftest import PASSWORD, register
 
 
 def session_cookie(http) -> str | None:
@@ -142,8 +141,8 @@ def test_passwords_are_stored_hashed(app, client):
     assert stored.startswith(("scrypt:", "pbkdf2:"))
 
 
-def test_forms_carry_a_csrf_token_and_refuse_a_post_without_it(tmp_path):
-    app = create_app(make_config(tmp_path, WTF_CSRF_ENABLED=True))
+def test_forms_carry_a_csrf_token_and_refuse_a_post_without_it(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
     http = app.test_client()
     page = http.get("/register").get_data(as_text=True)
     assert 'name="csrf_token"' in page

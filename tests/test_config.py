@@ -8,16 +8,17 @@ import stat
 
 import pytest
 
+import database
 import db_commands
 from app import DEFAULTS, _load_secret_key, create_app, lan_address
 from tests.conftest import PASSWORD, make_config, register
 
 
-def test_settings_come_from_the_environment(tmp_path, monkeypatch):
+def test_settings_come_from_the_environment(make_app, monkeypatch):
     monkeypatch.setenv("MAX_MESSAGE_LENGTH", "123")
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "true")
     monkeypatch.setenv("HOST", "127.0.0.1")
-    app = create_app(make_config(tmp_path))
+    app = make_app()
     assert app.config["MAX_MESSAGE_LENGTH"] == 123
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["HOST"] == "127.0.0.1"
@@ -47,18 +48,18 @@ def test_secret_key_is_generated_once_and_readable_by_its_owner_only(tmp_path):
     ],
 )
 def test_database_url(url, expected):
-    assert db_commands.sqlite_path(url, "/srv/chat") == expected
+    assert database.sqlite_path(url, "/srv/chat") == expected
 
 
 @pytest.mark.parametrize("url", ["postgres://x", "sqlite:///:memory:", "chat.db"])
 def test_database_url_refused(url):
     with pytest.raises(ValueError):
-        db_commands.sqlite_path(url, "/srv/chat")
+        database.sqlite_path(url, "/srv/chat")
 
 
-def test_schema_is_versioned_and_an_old_database_upgrades_in_place(tmp_path):
-    path = str(tmp_path / "old.db")
-    sections = db_commands.schema_versions(db_commands.SCHEMA_FILE.read_text())
+def test_schema_is_versioned_and_an_old_sqlite_database_upgrades_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    sections = database.schema_versions(database.SCHEMA_FILES["sqlite"].read_text())
     newest = sections[-1][0]
     assert [v for v, _ in sections] == list(range(1, newest + 1))
     old = sqlite3.connect(path)  # a database made by the first release
@@ -66,8 +67,9 @@ def test_schema_is_versioned_and_an_old_database_upgrades_in_place(tmp_path):
     old.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('x', 'h', 0)")
     old.commit()
     old.close()
-    assert db_commands.init_db(path) == newest
-    assert db_commands.init_db(path) == newest  # a second start changes nothing
+    upgraded = database.Database(f"sqlite:///{path}", "/")
+    assert upgraded.init_schema() == newest
+    assert upgraded.init_schema() == newest  # a second start changes nothing
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT username FROM users").fetchall() == [("x",)]
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -77,8 +79,16 @@ def test_schema_is_versioned_and_an_old_database_upgrades_in_place(tmp_path):
     conn.close()
 
 
-def test_a_restart_on_the_same_database_keeps_users_chats_and_messages(tmp_path):
-    config = make_config(tmp_path)
+def test_both_databases_have_the_same_schema_versions():
+    versions = {
+        dialect: [v for v, _ in database.schema_versions(path.read_text())]
+        for dialect, path in database.SCHEMA_FILES.items()
+    }
+    assert versions["sqlite"] == versions["postgresql"]
+
+
+def test_a_restart_on_the_same_database_keeps_users_chats_and_messages(tmp_path, database_url):
+    config = make_config(tmp_path, DATABASE_URL=database_url)
     app = create_app(config)
     alice = app.test_client()
     register(alice, "alice")
@@ -106,6 +116,8 @@ def test_a_restart_on_the_same_database_keeps_users_chats_and_messages(tmp_path)
     history = bob_tab.emit("join_chat", {"chat_id": chat_id}, callback=True)["messages"]
     assert [m["body"] for m in history] == ["still here?"]
     bob_tab.disconnect()
+    for started in (app, restarted):
+        started.extensions["database"].close()
 
 
 def test_lan_address_is_not_loopback():

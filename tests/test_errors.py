@@ -3,11 +3,10 @@ Error pages carry the right status code."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from events import HANDLERS
+from tests.conftest import query
 
 ID_FIELDS = {
     "join_chat": ["chat_id", "after_id"],
@@ -36,14 +35,12 @@ def valid_payload(event: str, chat_id: int) -> dict:
 
 
 def count_rows(app) -> tuple[int, ...]:
-    conn = sqlite3.connect(app.config["DATABASE_PATH"])
-    try:
-        return tuple(
-            conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("users", "chats", "chat_members", "messages")
-        ) + (conn.execute("SELECT TOTAL(last_read_message_id) FROM chat_members").fetchone()[0],)
-    finally:
-        conn.close()
+    counts = [
+        query(app, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
+        for table in ("users", "chats", "chat_members", "messages")
+    ]
+    pointers = query(app, "SELECT SUM(last_read_message_id) AS n FROM chat_members")[0]["n"]
+    return (*counts, pointers)
 
 
 def test_every_event_has_a_validity_case():

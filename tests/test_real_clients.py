@@ -3,25 +3,30 @@ others keep sending catches up with nothing missed and nothing doubled."""
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.live_server import LiveServer, RealClient, start_server
+from tests.postgres import postgres_schema
 
 GENERAL = 1
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    # These clients send as fast as acks come back; the flood limits have tests of their own.
-    live = start_server(tmp_path_factory.mktemp("real-clients"), SEND_RATE_LIMIT="1000 per second")
-    yield live
-    live.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("real-clients")
+    with contextlib.ExitStack() as stack:
+        database = {}
+        if request.param == "postgresql":
+            database["DATABASE_URL"] = stack.enter_context(postgres_schema())
+        # These clients send as fast as acks come back; the flood limits have their own tests.
+        live = start_server(folder, SEND_RATE_LIMIT="1000 per second", **database)
+        stack.callback(live.stop)
+        yield live
 
 
 def person(server: LiveServer, name: str) -> RealClient:
@@ -108,12 +113,8 @@ def test_a_retried_send_is_stored_once_over_a_real_connection(server):
     alice.connect()  # the retry goes out on a new connection, as after a reconnect
     again = send(alice, GENERAL, "lost ack?", client_id)
     assert again == first
-    conn = sqlite3.connect(Path(server.database_path))
-    try:
-        rows = conn.execute("SELECT COUNT(*) FROM messages WHERE client_id = ?", (client_id,))
-        assert rows.fetchone()[0] == 1
-    finally:
-        conn.close()
+    rows = server.query("SELECT COUNT(*) AS n FROM messages WHERE client_id = ?", (client_id,))
+    assert rows == [{"n": 1}]
     alice.disconnect()
 
 

@@ -3,7 +3,7 @@ floods slowed, sessions ended for real, and the headers that keep a browser safe
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from app import create_app, socketio
 from events import HANDLERS, TOO_FAST
-from tests.conftest import PASSWORD, make_config, received, register
+from tests.conftest import PASSWORD, make_config, query, received, register
+from tests.postgres import postgres_schema
 
 # -- every event and every route is checked -------------------------------------------------
 
@@ -143,23 +144,33 @@ PAYLOADS = JSON_VALUES | st.dictionaries(
 
 def snapshot(app) -> tuple:
     """What a refused payload must not change."""
-    conn = sqlite3.connect(app.config["DATABASE_PATH"])
-    try:
-        return (
-            conn.execute("SELECT COUNT(*) FROM users").fetchone(),
-            conn.execute(
-                "SELECT id, kind, name, last_message_id FROM chats ORDER BY id"
-            ).fetchall(),
-            conn.execute("SELECT * FROM chat_members ORDER BY chat_id, user_id").fetchall(),
-            conn.execute("SELECT id, body FROM messages ORDER BY id").fetchall(),
+    return (
+        query(app, "SELECT COUNT(*) AS n FROM users"),
+        query(app, "SELECT id, kind, name, last_message_id FROM chats ORDER BY id"),
+        query(
+            app,
+            "SELECT chat_id, user_id, last_read_message_id FROM chat_members"
+            " ORDER BY chat_id, user_id",
+        ),
+        query(app, "SELECT id, body FROM messages ORDER BY id"),
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzz_world(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fuzz")
+    with contextlib.ExitStack() as stack:
+        url = (
+            f"sqlite:///{folder / 'chat.db'}"
+            if request.param == "sqlite"
+            else stack.enter_context(postgres_schema())
         )
-    finally:
-        conn.close()
+        app = create_app(make_config(folder, DATABASE_URL=url, RATELIMIT_ENABLED=False))
+        stack.callback(app.extensions["database"].close)
+        yield from _fuzz_people(app)
 
 
-@pytest.fixture(scope="module")
-def fuzz_world(tmp_path_factory):
-    app = create_app(make_config(tmp_path_factory.mktemp("fuzz"), RATELIMIT_ENABLED=False))
+def _fuzz_people(app):
     people = {}
     for name in ("alice", "bob", "carol"):
         http = app.test_client()
@@ -197,11 +208,6 @@ def test_fuzzed_payloads_never_break_the_server_or_change_data_when_refused(
 # -- floods ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def limited_app(tmp_path):
-    return create_app(make_config(tmp_path, RATELIMIT_ENABLED=True))
-
-
 def test_a_flood_of_messages_is_slowed_and_others_keep_their_service(app, alice, bob):
     oks = [
         alice.call("message_sent", {"chat_id": 1, "body": f"spam {n}", "client_id": f"s{n}"})
@@ -220,10 +226,10 @@ def test_typing_and_channel_creation_are_limited(app, alice):
     assert created[-1]["error"] == TOO_FAST
 
 
-def test_uploads_are_limited(tmp_path, make_user):
+def test_uploads_are_limited(make_app):
     import io
 
-    app = create_app(make_config(tmp_path, UPLOAD_RATE_LIMIT="2 per minute"))
+    app = make_app(UPLOAD_RATE_LIMIT="2 per minute")
     http = app.test_client()
     register(http, "alice")
     codes = [
@@ -239,8 +245,8 @@ def test_uploads_are_limited(tmp_path, make_user):
     assert codes[-1].get_json()["error"] == TOO_FAST
 
 
-def test_login_is_throttled_per_account_with_one_answer_for_every_failure(tmp_path):
-    app = create_app(make_config(tmp_path, LOGIN_RATE_LIMIT="3 per minute"))
+def test_login_is_throttled_per_account_with_one_answer_for_every_failure(make_app):
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute")
     register(app.test_client(), "alice")
     attacker = app.test_client()
     answers = [
@@ -255,8 +261,8 @@ def test_login_is_throttled_per_account_with_one_answer_for_every_failure(tmp_pa
         assert "user_id" not in session
 
 
-def test_login_is_throttled_per_address_across_accounts(tmp_path):
-    app = create_app(make_config(tmp_path, LOGIN_RATE_LIMIT="3 per minute"))
+def test_login_is_throttled_per_address_across_accounts(make_app):
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute")
     attacker = app.test_client()
     codes = [
         attacker.post("/login", data={"username": f"user{n}", "password": "x"}).status_code
@@ -265,8 +271,8 @@ def test_login_is_throttled_per_address_across_accounts(tmp_path):
     assert codes == [400, 400, 400, 429]
 
 
-def test_successful_logins_do_not_use_up_the_limit(tmp_path):
-    app = create_app(make_config(tmp_path, LOGIN_RATE_LIMIT="2 per minute"))
+def test_successful_logins_do_not_use_up_the_limit(make_app):
+    app = make_app(LOGIN_RATE_LIMIT="2 per minute")
     register(app.test_client(), "alice")
     for _ in range(4):
         http = app.test_client()
@@ -275,8 +281,8 @@ def test_successful_logins_do_not_use_up_the_limit(tmp_path):
         )
 
 
-def test_registration_is_throttled_per_address(tmp_path):
-    app = create_app(make_config(tmp_path, REGISTER_RATE_LIMIT="2 per hour"))
+def test_registration_is_throttled_per_address(make_app):
+    app = make_app(REGISTER_RATE_LIMIT="2 per hour")
     codes = [register(app.test_client(), f"user{n}").status_code for n in range(3)]
     assert codes == [303, 303, 429]
 
@@ -296,8 +302,8 @@ def test_session_cookie_is_httponly_and_samesite_lax(client):
     assert "Secure" not in cookie
 
 
-def test_session_cookie_is_secure_when_served_over_https(tmp_path):
-    app = create_app(make_config(tmp_path, SESSION_COOKIE_SECURE=True))
+def test_session_cookie_is_secure_when_served_over_https(make_app):
+    app = make_app(SESSION_COOKIE_SECURE=True)
     assert "Secure" in register(app.test_client(), "alice").headers["Set-Cookie"]
 
 
@@ -442,9 +448,9 @@ def test_the_public_origin_setting_admits_the_proxy_origin_only(live):
     assert websocket_handshake(live, "https://evil.example", cookie) is False
 
 
-def test_forwarded_addresses_count_only_behind_a_declared_proxy(tmp_path):
+def test_forwarded_addresses_count_only_behind_a_declared_proxy(make_app):
     """Without TRUSTED_PROXIES a forged X-Forwarded-For cannot dodge the login limit."""
-    direct = create_app(make_config(tmp_path / "direct", LOGIN_RATE_LIMIT="2 per minute"))
+    direct = make_app(LOGIN_RATE_LIMIT="2 per minute")
     codes = [
         direct.test_client()
         .post(
@@ -456,9 +462,7 @@ def test_forwarded_addresses_count_only_behind_a_declared_proxy(tmp_path):
         for n in range(3)
     ]
     assert codes == [400, 400, 429]
-    proxied = create_app(
-        make_config(tmp_path / "proxied", LOGIN_RATE_LIMIT="2 per minute", TRUSTED_PROXIES=1)
-    )
+    proxied = make_app(LOGIN_RATE_LIMIT="2 per minute", TRUSTED_PROXIES=1)
     codes = [
         proxied.test_client()
         .post(

@@ -12,13 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +19,8 @@ from typing import NoReturn
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+
+from tests.live_server import LiveServer, start_server
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -35,11 +30,8 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 800}
 
-SERVER_START_TIMEOUT_S = 20.0
-SERVER_STOP_TIMEOUT_S = 5.0
 # Generous enough for a loaded CI machine; a live update normally lands in milliseconds.
 UI_TIMEOUT_MS = 10_000
-LOG_TAIL_LINES = 60
 
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
@@ -60,116 +52,7 @@ def skip_or_fail(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-# -- the server ----------------------------------------------------------------------
-
-
-@dataclass
-class LiveServer:
-    """A running ``python app.py``: where to reach it, its database and its output."""
-
-    url: str
-    database_path: Path
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last ``lines`` lines the server wrote to stdout and stderr."""
-        if not self.log_path.exists():
-            return "(no output)"
-        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(text) or "(no output)"
-
-    def describe(self) -> str:
-        """Whether the server still runs, then the tail of its output."""
-        code = self.process.poll()
-        state = "still running" if code is None else f"EXITED with code {code}"
-        return f"(server pid {self.process.pid}: {state})\n{self.log_tail()}"
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if the server has not exited after a few seconds."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(SERVER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# urllib would send loopback requests through an HTTP(S)_PROXY from the environment.
-_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def answers(url: str) -> bool:
-    """True when ``url`` answers 200."""
-    try:
-        with _direct.open(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def launch_server(tmp: Path) -> LiveServer:
-    """Start ``python app.py`` on a free port with everything it writes under ``tmp``."""
-    port = free_port()
-    database_path = tmp / "chat.db"
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "DATABASE_URL": f"sqlite:///{database_path}",
-        "SECRET_KEY": secrets.token_hex(32),
-        "SESSION_FILE_DIR": str(tmp / "sessions"),
-        "UPLOAD_FOLDER": str(tmp / "uploads"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "app.py"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return LiveServer(f"http://127.0.0.1:{port}", database_path, log_path, process)
-
-
-def wait_until_up(server: LiveServer) -> str | None:
-    """Wait for GET /login to answer; None when it does, else why it never will."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not answers(f"{server.url}/login"):
-        if server.process.poll() is not None:
-            return f"The server exited with code {server.process.returncode} before answering"
-        if time.monotonic() > deadline:
-            server.stop()
-            return f"The server did not answer within {SERVER_START_TIMEOUT_S:.0f} s"
-        time.sleep(0.1)
-    return None
-
-
-def start_server(tmp: Path, attempts: int = 3) -> LiveServer:
-    """A running server, or a failed test with the server's output."""
-    for attempt in range(1, attempts + 1):
-        server = launch_server(tmp)
-        problem = wait_until_up(server)
-        if problem is None:
-            return server
-        # The free port can be taken by another process before the server binds it.
-        if "Address already in use" not in server.log_tail() or attempt == attempts:
-            break
-    pytest.fail(
-        f"{problem} GET {server.url}/login. Its output:\n{server.log_tail()}", pytrace=False
-    )
+# -- the server ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
