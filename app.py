@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
 from cachelib import FileSystemCache
 from flask import (
     Flask,
@@ -59,7 +60,7 @@ from helpers import (
     user_room,
     wants_json,
 )
-from presence import LocalPresence, PresenceTracker
+from presence import LocalPresence, PresenceTracker, RedisPresence
 
 ROOT = Path(__file__).resolve().parent
 
@@ -87,6 +88,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_MB": 10,
     "DB_POOL_SIZE": 20,
     "PRESENCE_TTL_SECONDS": 60,
+    # Several workers: one Redis carries Socket.IO's message queue, the sessions, the limit
+    # counters and presence, every key under REDIS_PREFIX. Empty: one process, in memory.
+    "REDIS_URL": "",
+    "REDIS_PREFIX": "chat",
     "PASSWORD_HASH_METHOD": "scrypt",
     # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
     # or host, e.g. "https://chat.example.org"; empty: only the same origin may connect.
@@ -162,46 +167,88 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + (
         UPLOAD_FORM_OVERHEAD
     )
-    app.config.update(
-        SESSION_TYPE="cachelib",
-        SESSION_CACHELIB=FileSystemCache(
-            str(Path(app.root_path, app.config["SESSION_FILE_DIR"])),
-            threshold=app.config["SESSION_FILE_THRESHOLD"],
-            mode=0o600,
-        ),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_PERMANENT=True,
+    redis_client = (
+        redis.Redis.from_url(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else None
     )
 
     app.config["DATABASE_PATH"] = db_commands.init_app(app).path  # None on PostgreSQL
-    server_session.init_app(app)
+    _init_sessions(app, redis_client)
     csrf.init_app(app)
+    _init_socketio(app)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    _init_limits(app)
+    ttl = app.config["PRESENCE_TTL_SECONDS"]
+    store = (
+        RedisPresence(redis_client, app.config["REDIS_PREFIX"], ttl)
+        if redis_client
+        else LocalPresence(ttl)
+    )
+    app.extensions["presence"] = PresenceTracker(store)
+    _register_pages(app)
+    _register_uploads(app)
+    _register_errors(app)
+    return app
+
+
+def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
+    """Server-side sessions: in Redis when workers share one, else in files."""
+    if redis_client is not None:
+        app.config.update(
+            SESSION_TYPE="redis",
+            SESSION_REDIS=redis_client,
+            SESSION_KEY_PREFIX=f"{app.config['REDIS_PREFIX']}:session:",
+        )
+    else:
+        app.config.update(
+            SESSION_TYPE="cachelib",
+            SESSION_CACHELIB=FileSystemCache(
+                str(Path(app.root_path, app.config["SESSION_FILE_DIR"])),
+                threshold=app.config["SESSION_FILE_THRESHOLD"],
+                mode=0o600,
+            ),
+        )
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_PERMANENT=True
+    )
+    server_session.init_app(app)
+
+
+def _init_socketio(app: Flask) -> None:
+    """Socket.IO, through Redis's message queue when there are several workers."""
     origins = [o.strip() for o in app.config["PUBLIC_ORIGIN"].split(",") if o.strip()]
     socketio.init_app(
         app,
         # None keeps python-socketio's same-origin check: a page on another site cannot
         # open a socket with our users' cookies (cross-site WebSocket hijacking).
         cors_allowed_origins=origins or None,
+        message_queue=app.config["REDIS_URL"] or None,
+        channel=f"{app.config['REDIS_PREFIX']}-socketio",
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
         logger=False,
         engineio_logger=False,
     )
-    if app.config["TRUSTED_PROXIES"]:
-        hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def _init_limits(app: Flask) -> None:
+    """One limiter for HTTP routes and Socket.IO events; its counters in Redis when the
+    workers share one (unless RATELIMIT_STORAGE_URI names another storage)."""
+    storage_uri = app.config["RATELIMIT_STORAGE_URI"]
+    if app.config["REDIS_URL"] and storage_uri == DEFAULTS["RATELIMIT_STORAGE_URI"]:
+        storage_uri = app.config["REDIS_URL"]
+    prefix = app.config["REDIS_PREFIX"]
     app.extensions["rate_limiter"] = Limiter(
         get_remote_address,
         app=app,
-        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        storage_uri=storage_uri,
+        storage_options={"key_prefix": f"{prefix}:limits"}
+        if storage_uri.startswith("redis")
+        else {},
+        key_prefix=prefix,
         headers_enabled=False,
     )
-    app.extensions["presence"] = PresenceTracker(LocalPresence(app.config["PRESENCE_TTL_SECONDS"]))
-    _register_pages(app)
-    _register_uploads(app)
-    _register_errors(app)
-    return app
 
 
 # -- pages ---------------------------------------------------------------------------

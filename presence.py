@@ -1,10 +1,10 @@
 """Who is online: distinct users with at least one open socket.
 
 ``Presence`` is the small interface the handlers use. ``LocalPresence`` keeps it in this
-process for one worker. Every entry carries an expiry that the worker holding the socket
-pushes forward (``refresh``); a worker that dies stops refreshing, and its sockets' entries
-expire (``sweep``), so nobody stays "online" forever. A store shared by several workers
-implements the same interface.
+process for one worker; ``RedisPresence`` shares it between workers. Every entry carries an
+expiry that the worker holding the socket pushes forward (``refresh``); a worker that dies
+stops refreshing, and its sockets' entries expire (``sweep``), so nobody stays "online"
+forever. ``PresenceTracker`` is one worker's side: the sockets it holds.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 DEFAULT_TTL_SECONDS = 60.0
 
@@ -24,8 +24,9 @@ class Presence(Protocol):
         """Record an open socket (and the login session it was opened with); True if the
         user just came online."""
 
-    def remove(self, user_id: int, sid: str) -> bool:
-        """Forget a closed socket; True if the user just went offline."""
+    def remove(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
+        """Forget a closed socket (opened with ``session_key``); True if the user just went
+        offline."""
 
     def refresh(self, sids: Iterable[tuple[int, str]]) -> None:
         """Push the expiry of these (user_id, sid) sockets forward: they are still open."""
@@ -63,7 +64,7 @@ class LocalPresence:
                 self._session_of[sid] = session_key
             return came_online
 
-    def remove(self, user_id: int, sid: str) -> bool:
+    def remove(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """Forget a closed socket; True if the user just went offline."""
         with self._lock:
             self._session_of.pop(sid, None)
@@ -121,23 +122,156 @@ class PresenceTracker:
     def __init__(self, store: Presence):
         self.store = store
         self._lock = threading.Lock()
-        self._local: dict[str, int] = {}  # sid -> user_id, for the sockets of this worker
+        # sid -> (user_id, login session key), for the sockets of this worker
+        self._local: dict[str, tuple[int, str | None]] = {}
 
     def connected(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """A socket of this worker opened; True if its user just came online."""
         with self._lock:
-            self._local[sid] = user_id
+            self._local[sid] = (user_id, session_key)
         return self.store.add(user_id, sid, session_key)
 
     def disconnected(self, user_id: int, sid: str) -> bool:
         """A socket of this worker closed; True if its user just went offline."""
         with self._lock:
-            self._local.pop(sid, None)
-        return self.store.remove(user_id, sid)
+            _, session_key = self._local.pop(sid, (user_id, None))
+        return self.store.remove(user_id, sid, session_key)
 
     def heartbeat(self) -> list[int]:
         """Keep this worker's sockets alive; return users whose last socket expired."""
         with self._lock:
-            alive = [(user_id, sid) for sid, user_id in self._local.items()]
+            alive = [(user_id, sid) for sid, (user_id, _) in self._local.items()]
         self.store.refresh(alive)
         return self.store.sweep()
+
+
+# Redis scripts: each change of one user's sockets happens atomically, so two workers
+# never both announce the same user coming online or going offline.
+_ADD = """
+local user_key, online_key, session_key = KEYS[1], KEYS[2], KEYS[3]
+local now, expires_at, user_id, sid = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+local before = redis.call('ZCARD', user_key)
+redis.call('ZADD', user_key, expires_at, sid)
+redis.call('ZADD', online_key, 'GT', expires_at, user_id)
+if session_key ~= '' then
+  redis.call('HSET', session_key, sid, user_id)
+  redis.call('EXPIRE', session_key, 2678400)
+end
+return before == 0 and 1 or 0
+"""
+_REMOVE = """
+local user_key, online_key, session_key = KEYS[1], KEYS[2], KEYS[3]
+local now, user_id, sid = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+if session_key ~= '' then redis.call('HDEL', session_key, sid) end
+local removed = redis.call('ZREM', user_key, sid)
+redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+if redis.call('ZCARD', user_key) > 0 then return 0 end
+local was_online = redis.call('ZREM', online_key, user_id)
+return (removed == 1 and was_online == 1) and 1 or 0
+"""
+# Drop one user's expired sockets; 1 if this call took them offline.
+_EXPIRE_USER = """
+local user_key, online_key = KEYS[1], KEYS[2]
+local now, user_id = tonumber(ARGV[1]), ARGV[2]
+redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+local newest = redis.call('ZRANGE', user_key, -1, -1, 'WITHSCORES')
+if newest[2] then
+  redis.call('ZADD', online_key, newest[2], user_id)
+  return 0
+end
+return redis.call('ZREM', online_key, user_id)
+"""
+
+
+class RedisPresence:
+    """Presence shared by every worker through Redis.
+
+    ``<prefix>:presence:online`` is a sorted set of user ids scored by their newest socket's
+    expiry; ``<prefix>:presence:user:<id>`` the user's sockets scored by expiry;
+    ``<prefix>:presence:session:<key>`` the sockets of one login session. Times are wall-clock
+    seconds, the same on every machine.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "chat",
+        ttl: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] | None = None,
+    ):
+        self.redis = client
+        self.prefix = f"{prefix}:presence"
+        self.ttl = ttl
+        self._clock = clock or time.time
+        self._add = client.register_script(_ADD)
+        self._remove = client.register_script(_REMOVE)
+        self._expire_user = client.register_script(_EXPIRE_USER)
+
+    def _user_key(self, user_id: int | str) -> str:
+        return f"{self.prefix}:user:{user_id}"
+
+    def _session_key(self, session_key: str | None) -> str:
+        return f"{self.prefix}:session:{session_key}" if session_key else ""
+
+    @property
+    def _online_key(self) -> str:
+        return f"{self.prefix}:online"
+
+    def add(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
+        """Record an open socket; True if the user just came online."""
+        now = self._clock()
+        keys = [self._user_key(user_id), self._online_key, self._session_key(session_key)]
+        return bool(self._add(keys=keys, args=[now, now + self.ttl, user_id, sid]))
+
+    def remove(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
+        """Forget a closed socket; True if the user just went offline."""
+        keys = [self._user_key(user_id), self._online_key, self._session_key(session_key)]
+        return bool(self._remove(keys=keys, args=[self._clock(), user_id, sid]))
+
+    def refresh(self, sids: Iterable[tuple[int, str]]) -> None:
+        """Push the expiry of these sockets forward."""
+        expires_at = self._clock() + self.ttl
+        pipe = self.redis.pipeline(transaction=False)
+        for user_id, sid in sids:
+            pipe.zadd(self._user_key(user_id), {sid: expires_at}, xx=True)
+            pipe.zadd(self._online_key, {str(user_id): expires_at}, gt=True)
+        pipe.execute()
+
+    def sweep(self) -> list[int]:
+        """Drop expired sockets; return the users who went offline because of it."""
+        now = self._clock()
+        stale = self.redis.zrangebyscore(self._online_key, "-inf", now)
+        gone = []
+        for raw in stale:
+            user_id = int(raw)
+            if self._expire_user(
+                keys=[self._user_key(user_id), self._online_key], args=[now, user_id]
+            ):
+                gone.append(user_id)
+        return gone
+
+    def online_count(self) -> int:
+        """How many distinct users have at least one open socket."""
+        return self.redis.zcount(self._online_key, f"({self._clock()}", "+inf")
+
+    def online_among(self, user_ids: Iterable[int]) -> set[int]:
+        """Which of these users are online."""
+        ids = list(user_ids)
+        if not ids:
+            return set()
+        now = self._clock()
+        scores = self.redis.zmscore(self._online_key, [str(i) for i in ids])
+        return {i for i, score in zip(ids, scores, strict=True) if score and score > now}
+
+    def sockets_of_session(self, session_key: str) -> list[str]:
+        """The open sockets of one login session, on any worker."""
+        now = self._clock()
+        found = self.redis.hgetall(self._session_key(session_key))
+        open_sockets = []
+        for raw_sid, raw_user in found.items():
+            sid = raw_sid.decode()
+            expires_at = self.redis.zscore(self._user_key(raw_user.decode()), sid)
+            if expires_at is not None and expires_at > now:
+                open_sockets.append(sid)
+        return open_sockets

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from presence import LocalPresence, PresenceTracker
+from presence import LocalPresence, PresenceTracker, RedisPresence
 from tests.conftest import received
+from tests.redis_server import redis_client, redis_prefix
 
 
 class Clock:
@@ -72,9 +73,19 @@ def clock():
     return Clock()
 
 
-def test_entries_expire_when_nobody_refreshes_them(clock):
+@pytest.fixture(params=["local", "redis"])
+def make_store(request, clock):
+    """``make_store(ttl)``: each kind of presence store, on a fake clock."""
+    if request.param == "local":
+        yield lambda ttl: LocalPresence(ttl=ttl, clock=clock)
+        return
+    with redis_prefix() as prefix:
+        yield lambda ttl: RedisPresence(redis_client(), prefix, ttl=ttl, clock=clock)
+
+
+def test_entries_expire_when_nobody_refreshes_them(make_store, clock):
     """A worker that died stops refreshing: its users go offline after the TTL."""
-    store = LocalPresence(ttl=60, clock=clock)
+    store = make_store(60)
     assert store.add(1, "a") is True
     assert store.add(1, "b") is False
     assert store.add(2, "c") is True
@@ -87,8 +98,8 @@ def test_entries_expire_when_nobody_refreshes_them(clock):
     assert store.online_among([1, 2]) == set()
 
 
-def test_a_live_workers_heartbeat_keeps_its_users_online(clock):
-    store = LocalPresence(ttl=60, clock=clock)
+def test_a_live_workers_heartbeat_keeps_its_users_online(make_store, clock):
+    store = make_store(60)
     alive = PresenceTracker(store)
     alive.connected(1, "a")
     store.add(2, "from-a-dead-worker")
@@ -100,9 +111,30 @@ def test_a_live_workers_heartbeat_keeps_its_users_online(clock):
     assert store.online_count() == 0
 
 
-def test_removing_an_unknown_socket_changes_nothing(clock):
-    store = LocalPresence(ttl=60, clock=clock)
+def test_removing_an_unknown_socket_changes_nothing(make_store):
+    store = make_store(60)
     store.add(1, "a")
     assert store.remove(1, "zzz") is False
     assert store.remove(9, "a") is False
     assert store.online_count() == 1
+
+
+def test_a_user_with_sockets_on_two_workers_goes_offline_with_the_last(make_store, clock):
+    store = make_store(60)
+    first, second = PresenceTracker(store), PresenceTracker(store)
+    assert first.connected(7, "a", "session-1") is True
+    assert second.connected(7, "b", "session-1") is False
+    assert sorted(store.sockets_of_session("session-1")) == ["a", "b"]
+    assert first.disconnected(7, "a") is False
+    assert store.online_count() == 1
+    assert second.disconnected(7, "b") is True
+    assert store.online_count() == 0
+    assert store.sockets_of_session("session-1") == []
+
+
+def test_only_one_worker_announces_an_expired_user(make_store, clock):
+    store = make_store(10)
+    dead, alive_a, alive_b = PresenceTracker(store), PresenceTracker(store), PresenceTracker(store)
+    dead.connected(3, "x")
+    clock.now += 11
+    assert alive_a.heartbeat() + alive_b.heartbeat() == [3]

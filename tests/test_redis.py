@@ -1,0 +1,64 @@
+"""Several workers share one Redis: a login made on one is valid on the others, and limit
+counters add up across them. (Messages, presence and typing across real worker processes
+are in tests/test_cluster.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PASSWORD, register
+from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
+
+
+@pytest.fixture
+def workers(make_app):
+    """Two apps on the same database and the same Redis, like two worker processes."""
+    with redis_prefix() as prefix:
+        shared = {"REDIS_URL": TEST_REDIS_URL, "REDIS_PREFIX": prefix, "SECRET_KEY": "shared"}
+        yield (
+            prefix,
+            make_app(**shared, LOGIN_RATE_LIMIT="3 per minute"),
+            make_app(**shared, LOGIN_RATE_LIMIT="3 per minute"),
+        )
+
+
+def test_a_login_on_one_worker_is_valid_on_another(workers):
+    prefix, first, second = workers
+    browser = first.test_client()
+    assert register(browser, "alice").status_code == 303
+    cookie = browser.get_cookie("session").value
+    assert list(redis_client().scan_iter(f"{prefix}:session:*"))
+    elsewhere = second.test_client()
+    elsewhere.set_cookie("session", cookie)
+    assert elsewhere.get("/chats").status_code == 200
+    assert elsewhere.post("/logout").status_code == 303
+    browser_again = first.test_client()
+    browser_again.set_cookie("session", cookie)
+    assert browser_again.get("/chats").status_code == 302  # logged out everywhere
+
+
+def test_limit_counters_add_up_across_workers(workers):
+    _, first, second = workers
+    register(first.test_client(), "alice")
+    attempts = [
+        (first, "guess 1"),
+        (second, "guess 2"),
+        (first, "guess 3"),
+        (second, PASSWORD),
+    ]
+    codes = [
+        worker.test_client().post("/login", data={"username": "alice", "password": password})
+        for worker, password in attempts
+    ]
+    assert [r.status_code for r in codes] == [400, 400, 400, 429]
+
+
+def test_presence_is_shared(workers):
+    _, first, second = workers
+    first_store = first.extensions["presence"].store
+    second_store = second.extensions["presence"].store
+    first.extensions["presence"].connected(1, "sid-on-first")
+    assert second_store.online_count() == 1
+    assert second_store.online_among([1, 2]) == {1}
+    assert second.extensions["presence"].disconnected(1, "sid-on-first") is True
+    assert first_store.online_count() == 0
