@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import query, received
+from tests.conftest import query, received, register
 
 
 def picture(fmt: str, size: tuple[int, int] = (1200, 800)) -> bytes:
@@ -132,32 +132,28 @@ def test_refused_files_get_a_message_and_nothing_is_kept(app, alice, bob, chat, 
 
 
 def test_too_big_is_refused_with_413_json(make_app):
-
     app = make_app(MAX_UPLOAD_MB=1)
     http = app.test_client()
-    http.post(
-        "/register",
-        data={"username": "dave", "password": "password123", "confirmation": "password123"},
-    )
-    big = b"a" * (1024 * 1024 + 1)
-    response = http.post(
-        "/upload",
-        data={"chat_id": "1", "client_id": "big", "file": (io.BytesIO(big), "big.txt")},
-        content_type="multipart/form-data",
-        headers={"Accept": "application/json"},
-    )
-    assert response.status_code == 413
-    assert response.get_json()["ok"] is False
-    assert "larger than 1 MB" in response.get_json()["error"]
-    huge = b"a" * (2 * 1024 * 1024)
-    response = http.post(
-        "/upload",
-        data={"chat_id": "1", "client_id": "huge", "file": (io.BytesIO(huge), "huge.txt")},
-        content_type="multipart/form-data",
-        headers={"Accept": "application/json"},
-    )
-    assert response.status_code == 413
-    assert response.get_json()["ok"] is False
+    register(http, "dave")
+
+    def send(client_id: str, size: int):
+        return http.post(
+            "/upload",
+            data={
+                "chat_id": "1",
+                "client_id": client_id,
+                "file": (io.BytesIO(b"a" * size), "a.txt"),
+            },
+            content_type="multipart/form-data",
+            headers={"Accept": "application/json"},
+        )
+
+    just_over = send("big", 1024 * 1024 + 1)  # under the request limit, over the file limit
+    assert just_over.status_code == 413
+    assert just_over.get_json() == {"ok": False, "error": "The file is larger than 1 MB."}
+    far_over = send("huge", 2 * 1024 * 1024)  # refused from its Content-Length alone
+    assert far_over.status_code == 413
+    assert far_over.get_json()["ok"] is False
     assert stored_files(app) == []
 
 
