@@ -1,17 +1,22 @@
-// The chat client: connects to the server over Socket.IO and wires the chat list,
-// the open conversation and the composer together.
+// The chat client: connects to the server over Socket.IO and wires the chat list, the
+// open conversation, the composer, file uploads and the connection status together.
 
+import { ImageViewer } from './js/attachments.js';
 import { ChatList } from './js/chatlist.js';
 import { Composer } from './js/composer.js';
 import { Conversation } from './js/conversation.js';
-import { isNarrow, setNote } from './js/dom.js';
+import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
 import { request } from './js/net.js';
+import { Outbox } from './js/outbox.js';
 import { ConnectionStatus } from './js/status.js';
+import { Uploader } from './js/uploads.js';
 
 const root = document.getElementById('chat-app');
 const me = { id: Number(root.dataset.userId), username: root.dataset.username || '' };
 const maxMessageLength = Number(root.dataset.maxMessageLength) || 4000;
+const maxUploadBytes = Number(root.dataset.maxUploadBytes) || 10 * 1024 * 1024;
 const requestedChatId = Number(root.dataset.openChatId) || null;
+const csrfMeta = document.querySelector('meta[name="csrf-token"]');
 
 // The server may ask for WebSocket first; fall back to long-polling when it cannot connect.
 const transports = (root.dataset.transports || '')
@@ -21,15 +26,21 @@ const transports = (root.dataset.transports || '')
 const socket = transports.length ? io({ transports, tryAllTransports: true }) : io();
 const ask = (event, payload, timeoutMs) => request(socket, event, payload, timeoutMs);
 const status = new ConnectionStatus(document.getElementById('status'));
+if (!navigator.onLine) status.offline();
+
+const outbox = new Outbox({
+  ask,
+  isConnected: () => socket.connected,
+  onChange: (entry) => conversation.outboxChanged(entry),
+  onStored: (entry, message) => conversation.outboxStored(entry, message),
+});
 
 const composer = new Composer({
   root,
   maxLength: maxMessageLength,
-  onSend: (body) => (conversation.openingChatId !== null
-    ? 'The chat is still loading. Try again in a moment.'
-    : conversation.send(body)),
+  onSend: (body) => conversation.send(body),
   onTyping: () => {
-    if (conversation.chatId) ask('typing', { chat_id: conversation.chatId });
+    if (conversation.chatId && socket.connected) ask('typing', { chat_id: conversation.chatId });
   },
 });
 
@@ -37,9 +48,26 @@ const conversation = new Conversation({
   root,
   me,
   ask,
-  isConnected: () => socket.connected,
+  outbox,
+  viewer: new ImageViewer(document.getElementById('image-viewer')),
   notify: (text) => composer.showError(text),
   onRead: (chatId, unreadCount, lastReadId) => chatList.setUnread(chatId, unreadCount, lastReadId),
+});
+
+const uploadStatus = root.querySelector('#upload-status');
+const uploader = new Uploader({
+  root,
+  maxBytes: maxUploadBytes,
+  csrfToken: csrfMeta ? csrfMeta.getAttribute('content') : '',
+  currentChatId: () => conversation.shownChatId(),
+  chatName: (chatId) => chatDisplayName(chatList.get(chatId), me.id),
+  onUploaded: (message) => conversation.showOwn(message),
+  notify: (text) => composer.showError(text),
+  announce: (text) => {
+    // Emptied first, so the same sentence twice is still read out twice.
+    uploadStatus.textContent = '';
+    setTimeout(() => { uploadStatus.textContent = text; }, 50);
+  },
 });
 
 const chatList = new ChatList({
@@ -50,6 +78,14 @@ const chatList = new ChatList({
 });
 
 let everConnected = false;
+let loggedOut = false;
+// The chat the user last asked for; reopened after a reconnect if opening it failed.
+let wantedChatId = null;
+
+function enableComposer(on) {
+  composer.enable(on);
+  uploader.enable(on);
+}
 
 // Panels: on a phone one shows at a time.
 
@@ -67,6 +103,7 @@ root.querySelector('#back-button').addEventListener('click', showListPanel);
 // Opening chats
 
 async function openChat(chatId, { byUser = false } = {}) {
+  wantedChatId = chatId;
   if (byUser) showConversationPanel();
   if (chatId === conversation.chatId && conversation.openingChatId === null) {
     if (byUser) focusAfterOpen();
@@ -76,8 +113,9 @@ async function openChat(chatId, { byUser = false } = {}) {
   composer.showError('');
   // The text box stays usable while the chat loads, so no keystroke is lost.
   const res = await conversation.open(chatId, chatList.get(chatId));
+  uploader.setOpenChat();
   if (!res) {
-    if (!conversation.openingChatId) composer.enable(false);
+    if (!conversation.openingChatId) enableComposer(false);
     return;
   }
   afterOpen(chatId, res);
@@ -87,7 +125,7 @@ async function openChat(chatId, { byUser = false } = {}) {
 function afterOpen(chatId, res) {
   if (res.chat) chatList.upsert(res.chat);
   if (Number.isInteger(res.unread_count)) chatList.setUnread(chatId, res.unread_count);
-  composer.enable(true);
+  enableComposer(true);
   history.replaceState(null, '', `/chats?chat=${chatId}`);
 }
 
@@ -109,6 +147,7 @@ async function syncChats() {
     return false;
   }
   chatList.showError('');
+  status.online(res.online_count);
   chatList.setAll(Array.isArray(res.chats) ? res.chats : [], Array.isArray(res.channels) ? res.channels : []);
   return true;
 }
@@ -162,35 +201,89 @@ async function joinChannel(chatId, button) {
 
 // Connection
 
+function showDisconnected() {
+  if (loggedOut) status.refused();
+  else if (navigator.onLine) status.reconnecting();
+  else status.offline();
+}
+
+/** Drop the socket and connect again now, instead of after the backoff delay. */
+function reconnectNow() {
+  socket.disconnect();
+  socket.connect();
+}
+
+/** After a reconnect: fetch what the open chat missed, or open the chat that failed to. */
+async function catchUpOpenChat() {
+  if (conversation.openingChatId !== null) return;
+  if (conversation.chatId && conversation.chatId === wantedChatId) {
+    const res = await conversation.catchUp();
+    if (res && conversation.chatId) afterOpen(conversation.chatId, res);
+  } else if (wantedChatId) {
+    await openChat(wantedChatId, { byUser: false });
+  }
+}
+
 socket.on('connect', async () => {
   status.connected();
   const synced = await syncChats();
-  if (!synced) return;
+  if (!socket.connected) return;
   if (!everConnected) {
+    if (!synced) return;
     everConnected = true;
     const first = requestedChatId || chatList.firstId();
     if (first) openChat(first, { byUser: false });
     else {
       conversation.showEmpty();
-      composer.enable(false);
+      enableComposer(false);
     }
-    return;
+  } else if (synced) {
+    await catchUpOpenChat();
   }
-  if (conversation.chatId) {
-    const res = await conversation.catchUp();
-    if (res && conversation.chatId) afterOpen(conversation.chatId, res);
-    conversation.retryFailed();
-  }
+  // Only now, so what was written while away goes after what the catch-up brought.
+  if (socket.connected) outbox.resume();
 });
 
-socket.on('disconnect', () => status.disconnected());
+socket.on('disconnect', (reason) => {
+  outbox.pause();
+  conversation.markStale();
+  showDisconnected();
+  // The server closed this socket; Socket.IO leaves reconnecting to us then.
+  if (reason === 'io server disconnect' && !loggedOut) socket.connect();
+});
+
+// This session logged out (in another tab): the server closes the socket next.
+socket.on('logged_out', () => {
+  loggedOut = true;
+  status.refused();
+});
 
 socket.on('connect_error', () => {
   // When the server refuses the connection (no login), the client stops retrying.
-  status.failed(!socket.active);
+  if (socket.active) showDisconnected();
+  else status.refused();
 });
 
-socket.io.on('reconnect_attempt', () => status.reconnecting());
+socket.io.on('reconnect_attempt', showDisconnected);
+socket.io.on('reconnect_failed', () => status.offline());
+
+// The browser knows about a lost network before an idle socket does (an open WebSocket
+// can look alive for a minute): stop trusting it, and try again as soon as it is back.
+window.addEventListener('offline', () => {
+  if (loggedOut) return;
+  status.offline();
+  reconnectNow();
+});
+
+window.addEventListener('online', () => {
+  if (socket.connected || loggedOut) return;
+  status.reconnecting();
+  reconnectNow();
+});
+
+window.addEventListener('beforeunload', (event) => {
+  if (outbox.size > 0 || uploader.isBusy()) event.preventDefault();
+});
 
 // Server events
 
@@ -229,5 +322,9 @@ socket.on('user_typing', (data) => {
 });
 
 socket.on('online_users_updated', (data) => {
-  if (data && Number.isInteger(data.count)) status.online(data.count);
+  if (data) status.online(data.count);
+});
+
+socket.on('presence_updated', (data) => {
+  if (data) chatList.setPresence(data.user_id, data.online === true);
 });

@@ -1,5 +1,5 @@
-// The left panel: the user's chats (newest activity first) with previews and
-// unread badges, and the channels the user can join.
+// The left panel: the user's chats (newest activity first) with previews, unread badges
+// and who is online, and the channels the user can join.
 
 import {
   chatDisplayName, formatListTime, h, previewText, setNote, timeElement,
@@ -25,6 +25,7 @@ export class ChatList {
     this.chats = new Map();
     this.items = new Map();
     this.channels = new Map();
+    this.online = new Set();
     this.activeId = null;
     this.listEl = root.querySelector('#chat-list');
     this.emptyEl = root.querySelector('#chat-list-empty');
@@ -67,6 +68,10 @@ export class ChatList {
     this.listEl.replaceChildren();
     for (const chat of chats) {
       if (!chat || !Number.isInteger(chat.id) || this.chats.has(chat.id)) continue;
+      if (Number.isInteger(chat.partner_id) && typeof chat.partner_online === 'boolean') {
+        if (chat.partner_online) this.online.add(chat.partner_id);
+        else this.online.delete(chat.partner_id);
+      }
       this.chats.set(chat.id, { ...chat });
       const item = this.buildItem(chat.id);
       this.listEl.append(item.li);
@@ -129,6 +134,16 @@ export class ChatList {
     this.afterChange();
   }
 
+  /** presence_updated: a person came online or went offline. */
+  setPresence(userId, online) {
+    if (!Number.isInteger(userId)) return;
+    if (online) this.online.add(userId);
+    else this.online.delete(userId);
+    for (const [chatId, chat] of this.chats) {
+      if (chat.kind === 'direct' && chat.partner_id === userId) this.render(chatId);
+    }
+  }
+
   setActive(chatId) {
     this.activeId = chatId;
     for (const [id, item] of this.items) {
@@ -170,8 +185,10 @@ export class ChatList {
   buildItem(chatId) {
     const parts = {
       icon: h('span', { className: 'chat-icon', 'aria-hidden': 'true' }),
+      dot: h('span', { className: 'presence-dot', 'aria-hidden': 'true', hidden: true }),
       kind: h('span', { className: 'visually-hidden' }),
       name: h('span', { className: 'chat-name' }),
+      presence: h('span', { className: 'visually-hidden' }),
       time: h('span', { className: 'chat-time' }),
       preview: h('span', { className: 'chat-preview' }),
       badge: h('span', { className: 'badge', 'aria-hidden': 'true', hidden: true }),
@@ -180,11 +197,11 @@ export class ChatList {
     parts.link = h(
       'a',
       { className: 'chat-item', href: `/chats?chat=${chatId}`, dataset: { chatId: String(chatId) } },
-      parts.icon,
+      h('span', { className: 'chat-avatar' }, parts.icon, parts.dot),
       h(
         'span',
         { className: 'chat-text' },
-        h('span', { className: 'chat-top' }, parts.kind, parts.name, parts.time),
+        h('span', { className: 'chat-top' }, parts.kind, parts.name, parts.presence, parts.time),
         parts.preview,
       ),
       parts.badge,
@@ -210,6 +227,10 @@ export class ChatList {
     else parts.kind.textContent = isSelf ? 'Notes to self: ' : 'Direct chat with ';
     parts.name.textContent = name;
     parts.name.title = name;
+    const online = !isChannel && !isSelf && this.online.has(chat.partner_id);
+    parts.dot.hidden = !online;
+    parts.presence.textContent = online ? ', online' : '';
+    parts.link.classList.toggle('is-online', online);
     const message = chat.last_message || null;
     parts.time.replaceChildren(message ? timeElement(message.created_at, formatListTime) : '');
     parts.preview.textContent = previewText(message, this.me.id, chat.kind);

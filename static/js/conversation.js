@@ -1,16 +1,16 @@
 // The right panel's history: opening a chat, paging older and newer messages by id,
-// live messages, pending sends, read reports and the typing line.
+// live messages, messages on their way (see outbox.js), read reports and the typing line.
 
+import { buildAttachment } from './attachments.js';
 import {
   chatDisplayName, h, newClientId, setNote, timeElement,
 } from './dom.js';
+import { FAILED, SENDING, WAITING } from './outbox.js';
 import { ReadTracker } from './reading.js';
+import { TypingLine } from './typing.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
-const TYPING_SHOW_MS = 5000;
-const SEND_TIMEOUT_MS = 15000;
 const AT_BOTTOM_SLACK_PX = 48;
-const OFFLINE_ERROR = 'You are offline; it will go out when the connection is back.';
 
 function byId(a, b) {
   return a.id - b.id;
@@ -27,14 +27,15 @@ function isStored(node) {
 export class Conversation {
   /**
    * me: {id, username}; ask(event, payload, timeoutMs): a settled Socket.IO request;
-   * isConnected(): whether the socket is up;
+   * outbox: the Outbox that sends text messages; viewer: the ImageViewer for pictures;
    * onRead(chatId, unreadCount, lastReadId): the server confirmed a read report;
    * notify(text): show a problem to the user.
    */
-  constructor({ root, me, ask, isConnected, onRead, notify }) {
+  constructor({ root, me, ask, outbox, viewer, onRead, notify }) {
     this.me = me;
     this.ask = ask;
-    this.isConnected = isConnected;
+    this.outbox = outbox;
+    this.viewer = viewer;
     this.notify = notify;
     this.seq = 0;
     this.openingChatId = null;
@@ -48,7 +49,7 @@ export class Conversation {
     this.bottomSentinel = root.querySelector('#bottom-sentinel');
     this.topNote = root.querySelector('#history-top-note');
     this.bottomNote = root.querySelector('#history-bottom-note');
-    this.typingEl = root.querySelector('#typing-indicator');
+    this.typing = new TypingLine(root.querySelector('#typing-indicator'));
     this.jumpButton = root.querySelector('#jump-latest');
 
     this.resetState();
@@ -66,13 +67,20 @@ export class Conversation {
     });
 
     let scrollFrame = 0;
+    this.pinned = true;
     this.history.addEventListener('scroll', () => {
+      this.pinned = this.isAtBottom();
       if (scrollFrame) return;
       scrollFrame = requestAnimationFrame(() => {
         scrollFrame = 0;
         this.updateJumpButton();
       });
     }, { passive: true });
+    // The upload tray, a growing text box or a phone's keyboard shrink the history: a reader
+    // at the bottom stays at the bottom.
+    new ResizeObserver(() => {
+      if (this.pinned && !this.history.hidden) this.history.scrollTop = this.history.scrollHeight;
+    }).observe(this.history);
     this.jumpButton.addEventListener('click', () => {
       this.scrollToBottom();
       this.history.focus({ preventScroll: true });
@@ -90,8 +98,10 @@ export class Conversation {
     this.hasMoreAfter = false;
     this.loadingBefore = false;
     this.loadingAfter = false;
-    if (this.typers) for (const typer of this.typers.values()) clearTimeout(typer.timer);
-    this.typers = new Map();
+    // False from a disconnect until the catch-up: a message that reaches the page another
+    // way meanwhile (an upload's answer) must not move newestId past what was missed.
+    this.synced = true;
+    if (this.typing) this.typing.clearAll();
   }
 
   /** Leave whatever is shown: report what was read, stop observers, empty the list. */
@@ -102,7 +112,6 @@ export class Conversation {
     this.list.replaceChildren();
     setNote(this.topNote, '');
     setNote(this.bottomNote, '');
-    this.renderTyping();
     this.jumpButton.hidden = true;
   }
 
@@ -131,8 +140,11 @@ export class Conversation {
     if (seq !== this.seq) return null;
     this.openingChatId = null;
     this.history.setAttribute('aria-busy', 'false');
+    // Only messages written while the chat loaded are shown; they are rebuilt below.
+    this.list.replaceChildren();
+    this.pending.clear();
     if (!res.ok) {
-      setNote(this.topNote, res.error);
+      setNote(this.topNote, res.offline ? 'You are offline. The chat opens when the connection is back.' : res.error);
       return null;
     }
 
@@ -163,6 +175,7 @@ export class Conversation {
       }
       fragment.append(this.buildStored(message));
     }
+    for (const entry of this.outbox.forChat(chatId)) fragment.append(this.buildPending(entry));
     this.list.append(fragment);
     for (const node of this.list.children) this.regroup(node);
     this.updateBounds(messages);
@@ -178,6 +191,11 @@ export class Conversation {
     return res;
   }
 
+  /** The connection dropped: what shows may fall behind until catchUp(). */
+  markStale() {
+    this.synced = false;
+  }
+
   /** After a reconnect: fetch what came after the newest message shown. */
   async catchUp() {
     if (!this.chatId) return null;
@@ -187,10 +205,12 @@ export class Conversation {
     const res = await this.ask('join_chat', { chat_id: chatId, after_id: this.newestId });
     if (seq !== this.seq) return null;
     if (!res.ok) {
-      this.notify(res.error);
+      if (!res.offline) this.notify(res.error);
       return null;
     }
     const atBottom = this.isAtBottom();
+    this.synced = true;
+    this.reading.resend();
     this.addNewer(res.messages);
     this.hasMoreAfter = Boolean(res.has_more_after);
     if (atBottom) this.scrollToBottom();
@@ -206,7 +226,7 @@ export class Conversation {
       return;
     }
     if (message.chat_id !== this.chatId) return;
-    this.clearTyping(message.sender_id);
+    this.typing.clear(message.sender_id);
     if (this.byId.has(message.id)) return;
     const atBottom = this.isAtBottom();
     if (message.sender_id === this.me.id && this.pending.has(message.client_id)) {
@@ -220,11 +240,18 @@ export class Conversation {
       return;
     }
     this.insertStored(message);
-    this.newestId = Math.max(this.newestId ?? 0, message.id);
+    if (this.synced) this.newestId = Math.max(this.newestId ?? 0, message.id);
     if (this.oldestId === null) this.oldestId = message.id;
     this.updateTopNote();
     if (atBottom) this.scrollToBottom();
     else this.updateJumpButton();
+  }
+
+  /** The user's own upload was stored: show it (once) and bring it into view. */
+  showOwn(message) {
+    if (!message) return;
+    this.receive(message);
+    if (message.chat_id === this.chatId && !this.hasMoreAfter) this.scrollToBottom();
   }
 
   /** True when a new message in the open chat will be seen without scrolling. */
@@ -240,12 +267,18 @@ export class Conversation {
     return !this.history.hidden && this.history.getClientRects().length > 0;
   }
 
-  /** Show a message as pending and send it; returns false when no chat is open. */
+  /** The chat shown, open or still loading (a message may be written meanwhile). */
+  shownChatId() {
+    return this.openingChatId ?? this.chatId;
+  }
+
+  /** Show a message as pending and queue it; returns false when no chat is open. */
   send(body) {
-    if (!this.chatId) return false;
+    const chatId = this.shownChatId();
+    if (!chatId) return false;
     const message = {
       id: null,
-      chat_id: this.chatId,
+      chat_id: chatId,
       sender_id: this.me.id,
       sender_name: this.me.username,
       body,
@@ -253,50 +286,28 @@ export class Conversation {
       client_id: newClientId(),
       attachment: null,
     };
-    const el = this.buildMessage(message, { pending: true });
+    const entry = { message, state: WAITING, error: '' };
+    const el = this.buildPending(entry);
     this.list.append(el);
-    this.pending.set(message.client_id, { el, message });
     this.regroup(el);
     this.updateTopNote();
     this.scrollToBottom();
-    this.deliver(message.client_id);
+    this.outbox.add(message);
     return true;
   }
 
-  async deliver(clientId) {
-    const entry = this.pending.get(clientId);
-    if (!entry) return;
-    const { message } = entry;
-    if (!this.isConnected()) {
-      this.setStatus(entry.el, 'failed', OFFLINE_ERROR, { retryable: true });
-      return;
-    }
-    const seq = this.seq;
-    const chatName = this.titleEl.textContent;
-    this.setStatus(entry.el, 'pending');
-    const res = await this.ask(
-      'message_sent',
-      { chat_id: message.chat_id, body: message.body, client_id: clientId },
-      SEND_TIMEOUT_MS,
-    );
-    if (seq !== this.seq) {
-      if (!res.ok) this.notify(`Your message to ${chatName} was not sent: ${res.error}`);
-      return;
-    }
-    if (!this.pending.has(clientId)) return;
-    if (res.ok && res.message && Number.isInteger(res.message.id)) {
-      this.confirm(clientId, res.message);
-    } else {
-      const error = res.ok ? 'The server did not return the message.' : res.error;
-      this.setStatus(entry.el, 'failed', error, { retryable: Boolean(res.timedOut) });
-    }
+  /** The outbox moved an entry on (waiting, sending, failed). */
+  outboxChanged(entry) {
+    const shown = entry.message.chat_id === this.shownChatId();
+    const el = shown ? this.pending.get(entry.message.client_id) : null;
+    if (el) this.renderStatus(el, entry);
   }
 
-  /** After a reconnect: send again what failed only for want of a connection. */
-  retryFailed() {
-    for (const [clientId, entry] of this.pending) {
-      if (entry.el.dataset.retryable === 'true') this.deliver(clientId);
-    }
+  /** The outbox's message was stored: the pending copy becomes the stored one. */
+  outboxStored(entry, message) {
+    // While the chat loads, the server's answer may or may not include it: receive() after.
+    if (message.chat_id === this.openingChatId) this.early.push(message);
+    else if (message.chat_id === this.chatId) this.confirm(entry.message.client_id, message);
   }
 
   /** Another tab of this user read the open chat up to `lastReadId`. */
@@ -307,13 +318,7 @@ export class Conversation {
   /** user_typing */
   showTyping({ chat_id: chatId, user_id: userId, username }) {
     if (chatId !== this.chatId || userId === this.me.id) return;
-    const known = this.typers.get(userId);
-    if (known) clearTimeout(known.timer);
-    this.typers.set(userId, {
-      name: String(username || 'Someone'),
-      timer: setTimeout(() => this.clearTyping(userId), TYPING_SHOW_MS),
-    });
-    this.renderTyping();
+    this.typing.show(userId, username);
   }
 
   // Rendering
@@ -329,7 +334,11 @@ export class Conversation {
     };
     if (Number.isInteger(message.id)) dataset.id = String(message.id);
     if (message.client_id) dataset.clientId = String(message.client_id);
-    const li = h(
+    const attachment = message.attachment && typeof message.attachment === 'object'
+      ? message.attachment : null;
+    if (attachment) classes.push('has-attachment');
+    // With an attachment the body is its caption, shown under it when there is one.
+    return h(
       'li',
       { className: classes.join(' '), dataset },
       h(
@@ -339,21 +348,17 @@ export class Conversation {
         ' ',
         timeElement(message.created_at, undefined, 'message-time'),
       ),
-      h('p', { className: 'message-body', text: message.body || '' }),
+      attachment ? buildAttachment(attachment, this.viewer) : null,
+      !attachment || message.body ? h('p', { className: 'message-body', text: message.body || '' }) : null,
     );
-    const attachment = message.attachment;
-    if (attachment && typeof attachment === 'object') {
-      const name = String(attachment.name || 'Attachment');
-      const url = typeof attachment.url === 'string' && attachment.url.startsWith('/uploads/')
-        ? attachment.url : null;
-      li.append(h(
-        'p',
-        { className: 'message-attachment' },
-        url ? h('a', { href: url, download: name, text: name }) : h('span', { text: name }),
-      ));
-    }
-    if (pending) li.append(h('p', { className: 'message-status', text: 'Sending…' }));
-    return li;
+  }
+
+  /** The element of a message still in the outbox. */
+  buildPending(entry) {
+    const el = this.buildMessage(entry.message, { pending: true });
+    this.pending.set(entry.message.client_id, el);
+    this.renderStatus(el, entry, { scroll: false });
+    return el;
   }
 
   buildStored(message) {
@@ -407,10 +412,10 @@ export class Conversation {
 
   /** A pending send was stored: the pending element becomes the stored message. */
   confirm(clientId, message) {
-    const entry = this.pending.get(clientId);
+    const el = this.pending.get(clientId);
     this.pending.delete(clientId);
-    if (!entry) return;
-    const { el } = entry;
+    this.outbox.settle(clientId);
+    if (!el) return;
     const next = el.nextElementSibling;
     if (this.byId.has(message.id)) {
       el.remove();
@@ -433,30 +438,37 @@ export class Conversation {
       this.regroup(next);
       this.place(el, message.id);
     }
-    if (!this.hasMoreAfter) this.newestId = Math.max(this.newestId ?? 0, message.id);
+    if (!this.hasMoreAfter && this.synced) this.newestId = Math.max(this.newestId ?? 0, message.id);
     if (this.oldestId === null) this.oldestId = message.id;
     this.updateTopNote();
   }
 
-  setStatus(el, state, error = '', { retryable = false } = {}) {
-    const atBottom = this.isAtBottom();
-    el.classList.toggle('pending', state === 'pending');
-    el.classList.toggle('failed', state === 'failed');
-    if (retryable) el.dataset.retryable = 'true';
-    else delete el.dataset.retryable;
+  /** Show where a message of the outbox stands: pending (waiting or sending) or failed. */
+  renderStatus(el, entry, { scroll = true } = {}) {
+    const atBottom = scroll && this.isAtBottom();
+    const failed = entry.state === FAILED;
+    el.classList.toggle('pending', !failed);
+    el.classList.toggle('failed', failed);
     let status = el.querySelector('.message-status');
     if (!status) {
       status = h('p', { className: 'message-status' });
       el.append(status);
     }
-    if (state === 'pending') {
-      status.replaceChildren('Sending…');
+    const hadFocus = status.contains(document.activeElement);
+    if (!failed) {
+      const waiting = entry.state !== SENDING && this.outbox.isHeld();
+      status.replaceChildren(h('span', {
+        className: waiting ? 'status-waiting' : 'status-sending',
+        text: waiting ? 'Waiting for the connection…' : 'Sending…',
+      }));
     } else {
       const retry = h('button', { type: 'button', className: 'button button-small retry', text: 'Retry' });
-      retry.addEventListener('click', () => this.deliver(el.dataset.clientId));
-      const text = retryable ? `Not sent yet. ${error}` : `Not sent: ${error}`;
+      retry.addEventListener('click', () => this.outbox.retry(el.dataset.clientId));
+      const text = entry.error ? `Not sent: ${entry.error}` : 'Not sent —';
       status.replaceChildren(h('span', { text }), ' ', retry);
     }
+    // The Retry button the user pressed is gone; keep the keyboard in the history.
+    if (hadFocus) this.history.focus({ preventScroll: true });
     this.regroup(el);
     this.regroup(el.nextElementSibling);
     if (atBottom) this.scrollToBottom();
@@ -488,23 +500,6 @@ export class Conversation {
     else if (this.byId.size === 0 && this.pending.size === 0) setNote(this.topNote, 'No messages yet. Write the first one.');
     else if (!this.hasMoreBefore) setNote(this.topNote, 'This is the beginning of the chat.');
     else setNote(this.topNote, '');
-  }
-
-  renderTyping() {
-    const names = [...this.typers.values()].map((typer) => typer.name);
-    let text = '';
-    if (names.length === 1) text = `${names[0]} is typing…`;
-    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-    else if (names.length > 2) text = 'Several people are typing…';
-    this.typingEl.textContent = text;
-  }
-
-  clearTyping(userId) {
-    const typer = this.typers.get(userId);
-    if (!typer) return;
-    clearTimeout(typer.timer);
-    this.typers.delete(userId);
-    this.renderTyping();
   }
 
   // Scrolling and paging

@@ -107,11 +107,22 @@ export function chatDisplayName(chat, myId) {
 export function previewText(message, myId, kind) {
   if (!message) return 'No messages yet';
   let body = String(message.body || '').replace(/\s+/g, ' ').trim();
-  if (!body && message.attachment) body = `Attachment: ${message.attachment.name || 'file'}`;
+  if (message.attachment) body = `📎 ${body || message.attachment.name || 'file'}`;
   if (body.length > 120) body = `${body.slice(0, 120)}…`;
   if (message.sender_id === myId) return `You: ${body}`;
   if (kind === 'channel') return `${message.sender_name}: ${body}`;
   return body;
+}
+
+/** A size people read: "820 bytes", "12 KB", "1.4 MB" (1 KB = 1024 bytes, as the limit). */
+export function formatSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n < 0) return '';
+  if (n < 1024) return n === 1 ? '1 byte' : `${n} bytes`;
+  const kb = Math.round(n / 1024);
+  if (kb < 1024) return `${kb} KB`;
+  const mb = n / (1024 * 1024);
+  return `${mb < 10 ? mb.toFixed(1).replace(/\.0$/, '') : Math.round(mb)} MB`;
 }
 
 /** True when a phone-sized layout shows one panel at a time. */

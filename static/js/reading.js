@@ -79,12 +79,18 @@ export class ReadTracker {
     }
   }
 
+  /** After a reconnect: report what was seen while the connection was down. */
+  resend() {
+    if (this.chatId && this.seenId > this.lastReadId) this.report();
+  }
+
   async report() {
     const { chatId, seenId } = this;
     if (!chatId || seenId <= this.lastReadId) return;
     const res = await this.ask('new_message_count_updated', { chat_id: chatId, last_read_id: seenId });
     if (!res.ok) {
-      this.notify(res.error);
+      // Offline: resend() reports it after the reconnect; nothing for the reader to do.
+      if (!res.offline) this.notify(res.error);
       return;
     }
     const pointer = Number.isInteger(res.last_read_id) ? res.last_read_id : seenId;
