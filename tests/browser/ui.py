@@ -81,3 +81,9 @@ def send_message(page: Page, text: str) -> None:
     )
     expect(sent).to_be_visible()
     expect(sent.locator(".message-status")).to_have_count(0)
+
+
+def wait_until_chat_is_open(page: Page) -> None:
+    """Wait until the open chat has loaded on the server too: from then on its live
+    messages, typing notes and uploads reach this page."""
+    expect(page.get_by_role("button", name="Attach a file")).to_be_enabled()
