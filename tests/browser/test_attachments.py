@@ -269,3 +269,29 @@ def test_files_fit_a_phone_screen(pair, tmp_path):
     assert picture["x"] >= 0 and picture["x"] + picture["width"] <= 390
     for control in (alice.get_by_role("button", name="Attach a file"), dismiss):
         assert control.bounding_box()["height"] >= 44
+
+
+def test_a_pasted_picture_is_sent_under_a_name_of_its_own(pair):
+    """A picture pasted into the text box (a screenshot, say) is sent as
+    pasted-<date>-<time>.png, and the text box keeps what was typed."""
+    alice, bob = pair("kim", "lee")
+    composer = alice.get_by_label("Message", exact=True)
+    composer.fill("Look at this")
+    composer.evaluate(
+        """async (box) => {
+            const canvas = document.createElement('canvas');
+            canvas.width = 64;
+            canvas.height = 48;
+            canvas.getContext('2d').fillRect(0, 0, 64, 48);
+            const blob = await new Promise((done) => canvas.toBlob(done, 'image/png'));
+            const data = new DataTransfer();
+            data.items.add(new File([blob], 'image.png', {type: 'image/png'}));
+            box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true,
+                                                           cancelable: true}));
+        }"""
+    )
+    name = re.compile(r"^pasted-\d{8}-\d{6}\.png$")
+    thumbnail = bob.locator("#messages").get_by_role("img", name=name)
+    expect(thumbnail).to_be_visible()
+    wait_until_loaded(bob, thumbnail)
+    expect(composer).to_have_value("Look at this")
