@@ -1,6 +1,7 @@
 """History and chat-list costs on a large database, through the app's own db_commands.
 
-A database made by ``db_commands.init_db`` is filled straight through sqlite3 (one
+A SQLite database made by the app's own schema code (``database.Database.init_schema``)
+is filled straight through sqlite3 (one
 transaction of executemany): one channel with ``--messages`` messages, and a reader with
 200 chats (that channel, General Talk and direct chats), some of them unread. Then, inside
 an app context, it times a page of history at several depths cut by message id (the app's
@@ -33,9 +34,11 @@ TIME_PER_CASE_S = 1.0
 BODY = "The quick brown fox jumps over the lazy dog; message number {:d} of the benchmark."
 
 
-def seed(path: str, messages: int, db_commands: Any) -> dict[str, Any]:
+def seed(path: str, messages: int, database: Any) -> dict[str, Any]:
     """Create the database and fill it; return the ids the measurements need."""
-    db_commands.init_db(path)
+    schema = database.Database(f"sqlite:///{path}", str(Path(path).parent))
+    schema.init_schema()
+    schema.close()
     db = sqlite3.connect(path, isolation_level=None)
     now = int(time.time() * 1000)
     db.execute("BEGIN")
@@ -131,29 +134,19 @@ def measure(call: Callable[[], Any], budget_s: float = TIME_PER_CASE_S) -> dict[
 
 def offset_page_before(db_commands: Any, chat_id: int, skip: int) -> list[dict[str, Any]]:
     """The page ``skip`` messages below the newest, cut with OFFSET (for comparison only)."""
-    rows = (
-        db_commands.get_db()
-        .execute(
-            db_commands._MESSAGE_SELECT
-            + " WHERE m.chat_id = ? ORDER BY m.id DESC LIMIT ? OFFSET ?",
-            (chat_id, PAGE_SIZE, skip),
-        )
-        .fetchall()
+    rows = db_commands.get_db().all(
+        db_commands._MESSAGE_SELECT + " WHERE m.chat_id = ? ORDER BY m.id DESC LIMIT ? OFFSET ?",
+        (chat_id, PAGE_SIZE, skip),
     )
-    return [dict(row) for row in reversed(rows)]
+    return list(reversed(rows))
 
 
 def offset_page_after(db_commands: Any, chat_id: int, skip: int) -> list[dict[str, Any]]:
     """The page ``skip`` messages above the oldest, cut with OFFSET (for comparison only)."""
-    rows = (
-        db_commands.get_db()
-        .execute(
-            db_commands._MESSAGE_SELECT + " WHERE m.chat_id = ? ORDER BY m.id LIMIT ? OFFSET ?",
-            (chat_id, PAGE_SIZE, skip),
-        )
-        .fetchall()
+    return db_commands.get_db().all(
+        db_commands._MESSAGE_SELECT + " WHERE m.chat_id = ? ORDER BY m.id LIMIT ? OFFSET ?",
+        (chat_id, PAGE_SIZE, skip),
     )
-    return [dict(row) for row in rows]
 
 
 def depths_for(messages: int) -> list[int]:
@@ -194,12 +187,12 @@ def page_costs(
 def count_statements(db_commands: Any, call: Callable[[], Any]) -> int:
     """How many SQL statements ``call`` runs on the app context's connection."""
     statements: list[str] = []
-    db = db_commands.get_db()
-    db.set_trace_callback(statements.append)
+    raw = db_commands.get_db().raw  # the sqlite3 connection under the app's wrapper
+    raw.set_trace_callback(statements.append)
     try:
         call()
     finally:
-        db.set_trace_callback(None)
+        raw.set_trace_callback(None)
     return len(statements)
 
 
@@ -240,14 +233,15 @@ def run(
     sys.path.insert(0, str(app_dir))
     from flask import Flask
 
+    import database
     import db_commands
 
     path = str(folder / "history.db")
     started = time.perf_counter()
-    ids = seed(path, messages, db_commands)
+    ids = seed(path, messages, database)
     seed_seconds = time.perf_counter() - started
     app = Flask("bench_history")
-    app.config["DATABASE_PATH"] = path
+    app.config.update(DATABASE_URL=f"sqlite:///{path}", DB_POOL_SIZE=4)
     db_commands.init_app(app)
     with app.app_context():
         pages = page_costs(db_commands, ids, messages, budget_s)

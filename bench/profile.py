@@ -113,8 +113,16 @@ def py_spy() -> str:
     return found
 
 
-def run(rate: float, seconds: float, users: int, folder: Path, app_dir: Path) -> dict[str, Any]:
-    """Profile the chat at ``app_dir`` serving ``rate`` messages/s for ``seconds``."""
+def run(
+    rate: float,
+    seconds: float,
+    users: int,
+    folder: Path,
+    app_dir: Path,
+    stacks_out: Path | None = None,
+) -> dict[str, Any]:
+    """Profile the chat at ``app_dir`` serving ``rate`` messages/s for ``seconds``; keep
+    py-spy's stacks in ``stacks_out`` if given."""
     server = servers.start_chat(folder / "chat", app_dir)
     raw_path = folder / "profile.txt"
     try:
@@ -160,7 +168,10 @@ def run(rate: float, seconds: float, users: int, folder: Path, app_dir: Path) ->
     finally:
         server.stop()
     (step,) = [record for record in records if record["event"] == "step"]
-    summary = summarize(parse_raw(raw_path.read_text()))
+    raw = raw_path.read_text()
+    if stacks_out is not None:
+        stacks_out.write_text(raw)
+    summary = summarize(parse_raw(raw))
     return {"rate": rate, "seconds": seconds, "users": users, "step": step, **summary}
 
 
@@ -174,7 +185,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as folder:
-        result = run(args.rate, args.seconds, args.users, Path(folder), args.app_dir.resolve())
+        result = run(
+            args.rate,
+            args.seconds,
+            args.users,
+            Path(folder),
+            args.app_dir.resolve(),
+            stacks_out=args.out.with_suffix(".stacks.txt"),
+        )
     args.out.write_text(json.dumps(result, indent=2))
 
 

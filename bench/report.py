@@ -83,10 +83,11 @@ def sweep_table(runs: list[dict[str, Any]]) -> str:
                     row += [None] * 5
                     continue
                 latency = step["latency_ms"]
+                per_message = step.get("server_cpu_us_per_message")
                 row += [
                     f"{_fmt(latency['p50'])} / {_fmt(latency['p99'])} / {_fmt(latency['max'])}",
                     step["lost"] + step["ack_errors"] + step["ack_timeouts"],
-                    step["server_cpu_pct"],
+                    f"{_fmt(step['server_cpu_pct'])} ({_fmt(per_message, 0)})",
                     step["loadgen_cpu_pct"],
                     "ok" if step["passed"] else "no",
                 ]
@@ -96,7 +97,7 @@ def sweep_table(runs: list[dict[str, Any]]) -> str:
         header += [
             f"{kind} p50 / p99 / max ms",
             f"{kind} lost+errors",
-            f"{kind} server CPU %",
+            f"{kind} server CPU % (µs per message)",
             "loadgen CPU %",
             "passes",
         ]

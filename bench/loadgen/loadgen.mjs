@@ -74,6 +74,7 @@ function cpuMeter() {
     const server = serverCpuSeconds() - start.server;
     const machine = machineBusySeconds() - start.machine;
     return {
+      server_cpu_seconds: round(server, 3),
       server_cpu_pct: round((100 * server) / wall),
       loadgen_cpu_pct: round((100 * own) / wall),
       others_cpu_pct: round(Math.max(0, (100 * (machine - server - own)) / wall)),
@@ -411,8 +412,9 @@ async function runStep(tracker, senders, rate, seconds) {
     await sleep(2);
   }
   const sendSeconds = (performance.now() - started) / 1000;
-  const cpu = meter();
   const drained = await drain(tracker, step, spec.drain_seconds * 1000);
+  // Measured after the drain, so the CPU of delivering the step's last messages counts.
+  const cpu = meter();
   loopDelay.disable();
   const spanSeconds = step.lastArrival ? (step.lastArrival - started) / 1000 : sendSeconds;
   return finishStep(tracker, step, {
@@ -422,6 +424,7 @@ async function runStep(tracker, senders, rate, seconds) {
     drain_seconds: round(drained, 2),
     loadgen_loop_delay_p99_ms: round(loopDelay.percentile(99) / 1e6, 2),
     server_rss_kib: serverRssKib(),
+    server_cpu_us_per_message: round((1e6 * cpu.server_cpu_seconds) / Math.max(step.sent, 1)),
     ...cpu,
   });
 }
