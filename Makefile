@@ -54,3 +54,9 @@ bench: install $(VENV)/.installed-bench
 $(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
+
+# Several workers behind nginx on this machine, sharing Redis (docs/deploy.md):
+# one per core by default; `WORKERS=4 PORT=8000 make cluster` to choose.
+.PHONY: cluster
+cluster: install
+	$(PY) deploy/cluster.py
