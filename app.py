@@ -210,7 +210,12 @@ def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
             ),
         )
     app.config.update(
-        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_PERMANENT=True
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_PERMANENT=True,
+        # A CSRF token lives as long as its session: a chats page left open all day can
+        # still upload (the token is still tied to the session and checked on every POST).
+        WTF_CSRF_TIME_LIMIT=None,
     )
     server_session.init_app(app)
 
@@ -247,7 +252,7 @@ def _init_limits(app: Flask) -> None:
         if storage_uri.startswith("redis")
         else {},
         key_prefix=prefix,
-        headers_enabled=False,
+        headers_enabled=True,  # Retry-After on a 429 tells a client when to try again
     )
 
 
@@ -416,11 +421,14 @@ def _register_uploads(app: Flask) -> None:
     limiter: Limiter = app.extensions["rate_limiter"]
 
     @app.post("/upload")
+    @csrf.exempt  # checked below, after the login, so a logged-out browser hears 401
     @login_required
     @limiter.limit(
         lambda: app.config["UPLOAD_RATE_LIMIT"], key_func=lambda: f"upload:{g.user['id']}"
     )
     def upload() -> Any:
+        if app.config["WTF_CSRF_ENABLED"]:
+            csrf.protect()
         user_id = g.user["id"]
         try:
             chat_id = check_id(_int_or_none(request.form.get("chat_id")))
@@ -563,7 +571,9 @@ def _register_errors(app: Flask) -> None:
                 next=_next_arg(),
             )
             return page, 429
-        return _apology(429, "You are sending too fast. Please wait a moment.")
+        if wants_json():
+            return jsonify({"ok": False, "error": events.TOO_FAST, "code": "rate_limited"}), 429
+        return _apology(429, events.TOO_FAST)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:

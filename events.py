@@ -7,6 +7,8 @@ and ``view:<id>`` for the one chat it has open. Every fan-out is one emit to one
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +18,7 @@ from limits import parse as parse_limit
 
 import db_commands
 from helpers import (
+    TooFast,
     ValidationError,
     authenticated_only,
     chat_room,
@@ -112,7 +115,8 @@ def check_rate(setting: str, user_id: int) -> None:
         return
     limit = parse_limit(current_app.config[setting])
     if not limiter.limiter.hit(limit, setting, str(user_id)):
-        raise ValidationError(TOO_FAST)
+        reset_at, _remaining = limiter.limiter.get_window_stats(limit, setting, str(user_id))
+        raise TooFast(TOO_FAST, retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
 def session_key(session_id: str | None) -> str | None:

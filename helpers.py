@@ -27,6 +27,21 @@ MAX_ID = 2**53 - 1
 class ValidationError(ValueError):
     """Bad input; the message is a sentence to show the person who sent it."""
 
+    def details(self) -> dict[str, Any]:
+        """Fields a client can act on without reading the sentence."""
+        return {}
+
+
+class TooFast(ValidationError):
+    """The sender is over a rate limit; they may try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def details(self) -> dict[str, Any]:
+        return {"code": "rate_limited", "retry_after": self.retry_after}
+
 
 # -- time ----------------------------------------------------------------------------
 
@@ -79,7 +94,7 @@ def authenticated_only(handler: Callable[[int, Mapping[str, Any]], dict[str, Any
         try:
             return {"ok": True, **handler(user_id, check_payload(payload))}
         except ValidationError as error:
-            return {"ok": False, "error": str(error)}
+            return {"ok": False, "error": str(error), **error.details()}
         except Exception:
             logging.getLogger("chat").exception("Event %s failed", handler.__name__)
             return {"ok": False, "error": "Something went wrong on the server. Please try again."}

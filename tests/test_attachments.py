@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,34 @@ def test_an_upload_counts_as_unread_and_moves_the_chat_up(alice, bob):
     assert listed[0]["last_message"]["attachment"]["name"] == "pic.png"
     history = bob.call("join_chat", {"chat_id": chat})["messages"]
     assert history[0]["attachment"]["name"] == "pic.png"
+
+
+def test_uploads_need_the_pages_csrf_token_and_a_logged_out_browser_hears_401(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
+    assert (
+        app.test_client().post("/upload", headers={"Accept": "application/json"}).status_code == 401
+    )
+    http = app.test_client()
+    page = http.get("/register").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    form = {"username": "alice", "password": "password123", "confirmation": "password123"}
+    http.post("/register", data={**form, "csrf_token": token})
+    token = re.search(
+        r'name="csrf-token" content="([^"]+)"', http.get("/chats").get_data(as_text=True)
+    ).group(1)
+
+    def send(headers):
+        data = {
+            "chat_id": "1",
+            "client_id": f"c{len(headers)}",
+            "file": (io.BytesIO(b"hi"), "a.txt"),
+        }
+        return http.post(
+            "/upload",
+            data=data,
+            content_type="multipart/form-data",
+            headers={"Accept": "application/json", **headers},
+        )
+
+    assert send({}).status_code == 400
+    assert send({"X-CSRFToken": token}).status_code == 201

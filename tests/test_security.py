@@ -215,6 +215,8 @@ def test_a_flood_of_messages_is_slowed_and_others_keep_their_service(app, alice,
     ]
     assert [ack["ok"] for ack in oks] == [True] * 20 + [False] * 5
     assert oks[-1]["error"] == TOO_FAST == "You are sending too fast. Please wait a moment."
+    assert oks[-1]["code"] == "rate_limited"
+    assert 1 <= oks[-1]["retry_after"] <= 2
     assert bob.send(1, "I can still talk")["body"] == "I can still talk"
 
 
@@ -242,7 +244,8 @@ def test_uploads_are_limited(make_app):
         for n in range(3)
     ]
     assert [r.status_code for r in codes] == [201, 201, 429]
-    assert codes[-1].get_json()["error"] == TOO_FAST
+    assert codes[-1].get_json() == {"ok": False, "error": TOO_FAST, "code": "rate_limited"}
+    assert int(codes[-1].headers["Retry-After"]) > 0
 
 
 def test_login_is_throttled_per_account_with_one_answer_for_every_failure(make_app):
