@@ -15,7 +15,6 @@ if __name__ == "__main__":
 
 import logging
 import os
-import secrets
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,55 +60,10 @@ from helpers import (
     wants_json,
 )
 from presence import LocalPresence, PresenceTracker, RedisPresence
+from settings import DEFAULTS, load_secret_key, settings_from_environment
 
 ROOT = Path(__file__).resolve().parent
 
-# Every setting, with its default. An environment variable of the same name overrides it,
-# and a test's mapping overrides both. README.md documents each one.
-DEFAULTS: dict[str, Any] = {
-    "HOST": "0.0.0.0",
-    "PORT": 5000,
-    "DATABASE_URL": "sqlite:///instance/messenger.db",
-    "UPLOAD_FOLDER": "uploads",
-    "SECRET_KEY": None,
-    "SESSION_FILE_DIR": "instance/sessions",
-    "SESSION_FILE_THRESHOLD": 50_000,
-    "SESSION_COOKIE_SECURE": False,
-    "SOCKETIO_ASYNC_MODE": "threading",
-    "SOCKETIO_TRANSPORTS": "websocket,polling",
-    "MAX_CONNECTIONS": 10_000,
-    "MAX_MESSAGE_LENGTH": 4000,
-    "MESSAGES_ON_OPEN": 20,
-    "MESSAGES_ON_SCROLL": 10,
-    "MAX_MESSAGES_PER_FETCH": 500,
-    "FIND_RESULTS_LIMIT": 20,
-    "DEFAULT_CHANNEL": "General Talk",
-    "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
-    "MAX_UPLOAD_MB": 10,
-    "DB_POOL_SIZE": 20,
-    "PRESENCE_TTL_SECONDS": 60,
-    # Several workers: one Redis carries Socket.IO's message queue, the sessions, the limit
-    # counters and presence, every key under REDIS_PREFIX. Empty: one process, in memory.
-    "REDIS_URL": "",
-    "REDIS_PREFIX": "chat",
-    "PASSWORD_HASH_METHOD": "scrypt",
-    # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
-    # or host, e.g. "https://chat.example.org"; empty: only the same origin may connect.
-    "PUBLIC_ORIGIN": "",
-    # How many reverse proxies in front of the chat set X-Forwarded-For/-Proto/-Host; 0 when
-    # browsers connect directly (then those headers are ignored: a client could forge them).
-    "TRUSTED_PROXIES": 0,
-    # Limits, in the syntax of the `limits` package. Shared by every worker through
-    # RATELIMIT_STORAGE_URI (memory:// for one process, redis://... for several).
-    "RATELIMIT_ENABLED": True,
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "SEND_RATE_LIMIT": "20 per 2 seconds",
-    "TYPING_RATE_LIMIT": "10 per 10 seconds",
-    "CHANNEL_RATE_LIMIT": "5 per minute",
-    "UPLOAD_RATE_LIMIT": "30 per minute",
-    "LOGIN_RATE_LIMIT": "10 per minute",
-    "REGISTER_RATE_LIMIT": "20 per hour",
-}
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -133,36 +87,13 @@ csrf = CSRFProtect()
 log = logging.getLogger("chat")
 
 
-def _from_env(name: str, default: Any) -> Any:
-    """The environment's value for a setting, converted to the type of its default."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        return int(raw)
-    return raw
-
-
-def _load_secret_key(instance_path: Path) -> str:
-    """The key from ``instance/secret_key``, generated on first start, readable by its owner."""
-    key_file = instance_path / "secret_key"
-    if not key_file.exists():
-        instance_path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return key_file.read_text().strip()
-
-
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the chat: defaults, then environment variables, then ``config``."""
     app = Flask(__name__, instance_path=str(ROOT / "instance"))
-    app.config.update({name: _from_env(name, value) for name, value in DEFAULTS.items()})
+    app.config.update(settings_from_environment())
     app.config.update(config or {})
     if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = _load_secret_key(Path(app.instance_path))
+        app.config["SECRET_KEY"] = load_secret_key(Path(app.instance_path))
     app.config["UPLOAD_PATH"] = Path(app.root_path, app.config["UPLOAD_FOLDER"])
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + (
         UPLOAD_FORM_OVERHEAD

@@ -10,7 +10,8 @@ import pytest
 
 import database
 import db_commands
-from app import DEFAULTS, _load_secret_key, create_app, lan_address
+from app import create_app, lan_address
+from settings import DEFAULTS, load_secret_key
 from tests.conftest import PASSWORD, make_config, register
 
 
@@ -33,9 +34,9 @@ def test_the_documented_defaults():
 
 
 def test_secret_key_is_generated_once_and_readable_by_its_owner_only(tmp_path):
-    first = _load_secret_key(tmp_path)
+    first = load_secret_key(tmp_path)
     assert len(first) == 64
-    assert _load_secret_key(tmp_path) == first
+    assert load_secret_key(tmp_path) == first
     mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
     assert mode == 0o600
 

@@ -1,0 +1,85 @@
+"""Every setting of the chat, with its default, in one place.
+
+An environment variable of the same name overrides a default (converted to the default's
+type), and the mapping given to ``create_app`` overrides both. README.md documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "HOST": "0.0.0.0",
+    "PORT": 5000,
+    "DATABASE_URL": "sqlite:///instance/messenger.db",
+    "UPLOAD_FOLDER": "uploads",
+    "SECRET_KEY": None,
+    "SESSION_FILE_DIR": "instance/sessions",
+    "SESSION_FILE_THRESHOLD": 50_000,
+    "SESSION_COOKIE_SECURE": False,
+    "SOCKETIO_ASYNC_MODE": "threading",
+    "SOCKETIO_TRANSPORTS": "websocket,polling",
+    "MAX_CONNECTIONS": 10_000,
+    "MAX_MESSAGE_LENGTH": 4000,
+    "MESSAGES_ON_OPEN": 20,
+    "MESSAGES_ON_SCROLL": 10,
+    "MAX_MESSAGES_PER_FETCH": 500,
+    "FIND_RESULTS_LIMIT": 20,
+    "DEFAULT_CHANNEL": "General Talk",
+    "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
+    "MAX_UPLOAD_MB": 10,
+    "DB_POOL_SIZE": 20,
+    "PRESENCE_TTL_SECONDS": 60,
+    # Several workers: one Redis carries Socket.IO's message queue, the sessions, the limit
+    # counters and presence, every key under REDIS_PREFIX. Empty: one process, in memory.
+    "REDIS_URL": "",
+    "REDIS_PREFIX": "chat",
+    "PASSWORD_HASH_METHOD": "scrypt",
+    # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
+    # or host, e.g. "https://chat.example.org"; empty: only the same origin may connect.
+    "PUBLIC_ORIGIN": "",
+    # How many reverse proxies in front of the chat set X-Forwarded-For/-Proto/-Host; 0 when
+    # browsers connect directly (then those headers are ignored: a client could forge them).
+    "TRUSTED_PROXIES": 0,
+    # Limits, in the syntax of the `limits` package. Shared by every worker through
+    # RATELIMIT_STORAGE_URI (memory:// for one process, redis://... for several).
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "SEND_RATE_LIMIT": "20 per 2 seconds",
+    "TYPING_RATE_LIMIT": "10 per 10 seconds",
+    "CHANNEL_RATE_LIMIT": "5 per minute",
+    "UPLOAD_RATE_LIMIT": "30 per minute",
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "REGISTER_RATE_LIMIT": "20 per hour",
+}
+
+
+def settings_from_environment() -> dict[str, Any]:
+    """Every setting: its environment variable if set, else its default."""
+    return {name: from_env(name, default) for name, default in DEFAULTS.items()}
+
+
+def from_env(name: str, default: Any) -> Any:
+    """The environment's value for a setting, converted to the type of its default."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def load_secret_key(instance_path: Path) -> str:
+    """The key from ``instance/secret_key``, generated on first start, readable by its owner."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
