@@ -11,6 +11,7 @@ nginx, Redis or PostgreSQL missing: these tests are skipped with the reason, exc
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import secrets
@@ -170,7 +171,7 @@ class Cluster:
         return self.access_log.read_text().splitlines()
 
     def worker_behind_nginx(self) -> LiveServer:
-        """The worker nginx sends this machine's clients to now (ip_hash: one per address)."""
+        """The worker nginx sends the tests' clients (all from 127.0.0.1) to, now."""
         before = len(self.access_lines())
         assert answers(f"{self.front.url}/login")
         lines = wait_for(lambda: self.access_lines()[before:], "nginx logs the request")
@@ -458,7 +459,7 @@ def test_the_send_limit_is_counted_across_workers(cluster, people):
         ack = client.call(
             "message_sent", {"chat_id": channel, "body": "one too many", "client_id": new_id()}
         )
-        assert ack == {"ok": False, "error": TOO_FAST}
+        assert (ack["ok"], ack["error"]) == (False, TOO_FAST), ack
     prefix = cluster.settings["REDIS_PREFIX"]
     assert list(redis_client().scan_iter(f"{prefix}:limits*")), "the counters are in Redis"
 
@@ -466,9 +467,45 @@ def test_the_send_limit_is_counted_across_workers(cluster, people):
 # -- nginx in front ------------------------------------------------------------------------
 
 
+def get_login_page_from(address: str, url: str) -> int:
+    """GET /login through ``url`` from the loopback ``address`` (127.x.y.z), as if from
+    another machine of one LAN; the status code."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5, source_address=(address, 0))
+    try:
+        connection.request("GET", "/login")
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_nginx_keeps_each_address_on_one_worker_and_spreads_a_subnet(cluster, people):
+    """Sticky by the whole client address: each of 24 clients of one /24 network always
+    reaches the same worker, and the clients are spread over both workers (ip_hash, which
+    hashes only the first three bytes, would put the whole LAN on one)."""
+    before = len(cluster.access_lines())
+    addresses = [f"127.0.0.{n}" for n in range(10, 34)]
+    for _ in range(3):
+        for address in addresses:
+            assert get_login_page_from(address, cluster.front.url) == 200
+
+    def logged() -> list[str]:
+        found = cluster.access_lines()[before:]
+        return found if len(found) >= 3 * len(addresses) else []
+
+    lines = wait_for(logged, "nginx logs every request")
+    served: dict[str, set[str]] = {}
+    for line in lines:
+        served.setdefault(line.split(" ", 1)[0], set()).add(upstream_of(line))
+    assert sorted(served) == sorted(addresses)
+    assert all(len(workers) == 1 for workers in served.values()), served
+    used = set().union(*served.values())
+    assert used == {worker.url.removeprefix("http://") for worker in cluster.workers}
+
+
 def test_long_polling_through_nginx_stays_on_one_worker(cluster, people):
-    """Every long-poll of a Socket.IO session must reach the worker that opened it:
-    ip_hash sends all of this machine's requests to one worker, and the chat works."""
+    """Every long-poll of a Socket.IO session must reach the worker that opened it: nginx
+    sends every request of one address to one worker, and the chat works over polling."""
     front = cluster.front
     before = len(cluster.access_lines())
     alice = people.register(front, "alice")
@@ -589,8 +626,17 @@ class Reconnecting:
             payload["after_id"] = after_id
         page = self.sio.call("join_chat", payload, timeout=5)
         assert page["ok"], page
-        assert not page["has_more_after"], "the page holds everything up to now"
         ids = [message["id"] for message in page["messages"]]
+        for _ in range(10):  # more arrived while the page was read: scroll down, as a reader
+            if not page["has_more_after"]:
+                break
+            page = self.sio.call(
+                "message_history_is_scrolled_to_the_bottom",
+                {"chat_id": chat_id, "after_id": ids[-1]},
+                timeout=5,
+            )
+            assert page["ok"], page
+            ids += [message["id"] for message in page["messages"]]
         with self.lock:
             self.synced = True
         self._show(ids)
