@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import socketio as socketio_server
 from cachelib import FileSystemCache
 from flask import (
     Flask,
@@ -154,13 +155,18 @@ def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
 def _init_socketio(app: Flask) -> None:
     """Socket.IO, through Redis's message queue when there are several workers."""
     origins = [o.strip() for o in app.config["PUBLIC_ORIGIN"].split(",") if o.strip()]
+    queue = None
+    if app.config["REDIS_URL"]:
+        queue = socketio_server.RedisManager(
+            app.config["REDIS_URL"], channel=f"{app.config['REDIS_PREFIX']}-socketio"
+        )
     socketio.init_app(
         app,
         # None keeps python-socketio's same-origin check: a page on another site cannot
         # open a socket with our users' cookies (cross-site WebSocket hijacking).
         cors_allowed_origins=origins or None,
-        message_queue=app.config["REDIS_URL"] or None,
-        channel=f"{app.config['REDIS_PREFIX']}-socketio",
+        # Named even when None: the shared SocketIO object must not keep an earlier app's.
+        client_manager=queue,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
         logger=False,
