@@ -19,6 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 SCHEMA_FILES = {"sqlite": ROOT / "query.sql", "postgresql": ROOT / "query_postgresql.sql"}
 _VERSION_MARK = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
+# Any constant: on PostgreSQL one process at a time creates or upgrades the schema.
+SCHEMA_LOCK_KEY = 7_201_001
 
 
 class IntegrityError(Exception):
@@ -178,6 +180,9 @@ class Database:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
+            if self.dialect == "postgresql":
+                # Workers starting together on a fresh database: one applies, the others wait.
+                conn.execute("SELECT pg_advisory_lock(?)", (SCHEMA_LOCK_KEY,))
             current = self._schema_version(conn)
             for version, statements in schema_versions(SCHEMA_FILES[self.dialect].read_text()):
                 if version > current:
@@ -185,6 +190,8 @@ class Database:
                     current = version
             return current
         finally:
+            if self.dialect == "postgresql":
+                conn.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK_KEY,))
             self.release(conn)
 
     def _schema_version(self, conn: Connection) -> int:

@@ -155,6 +155,12 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     chat = db_commands.get_chat_for_member(chat_id, user_id)
     if chat is None:
         raise ValidationError(NOT_A_MEMBER)
+    # Join before reading: a message stored after the read is then sure to arrive live.
+    for room in rooms():
+        if room.startswith("view:"):
+            leave_room(room)
+    join_room(view_room(chat_id))
+    join_room(chat_room(chat_id))
     config = current_app.config
     unread_count = chat["unread_count"]
     first_unread_id = (
@@ -170,11 +176,6 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         )
     else:
         rows = db_commands.list_messages_before(chat_id, None, config["MESSAGES_ON_OPEN"])
-    for room in rooms():
-        if room.startswith("view:"):
-            leave_room(room)
-    join_room(view_room(chat_id))
-    join_room(chat_room(chat_id))
     db_commands.update_last_chat(user_id, chat_id)
     return {
         "chat": serialize_chat(chat),
