@@ -125,23 +125,24 @@ class PresenceTracker:
         # sid -> (user_id, login session key), for the sockets of this worker
         self._local: dict[str, tuple[int, str | None]] = {}
 
+    # The lock spans the store calls: a heartbeat never refreshes a socket that is closing.
+
     def connected(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """A socket of this worker opened; True if its user just came online."""
         with self._lock:
             self._local[sid] = (user_id, session_key)
-        return self.store.add(user_id, sid, session_key)
+            return self.store.add(user_id, sid, session_key)
 
     def disconnected(self, user_id: int, sid: str) -> bool:
         """A socket of this worker closed; True if its user just went offline."""
         with self._lock:
             _, session_key = self._local.pop(sid, (user_id, None))
-        return self.store.remove(user_id, sid, session_key)
+            return self.store.remove(user_id, sid, session_key)
 
     def heartbeat(self) -> list[int]:
         """Keep this worker's sockets alive; return users whose last socket expired."""
         with self._lock:
-            alive = [(user_id, sid) for sid, (user_id, _) in self._local.items()]
-        self.store.refresh(alive)
+            self.store.refresh([(user_id, sid) for sid, (user_id, _) in self._local.items()])
         return self.store.sweep()
 
 
@@ -234,7 +235,8 @@ class RedisPresence:
         expires_at = self._clock() + self.ttl
         pipe = self.redis.pipeline(transaction=False)
         for user_id, sid in sids:
-            pipe.zadd(self._user_key(user_id), {sid: expires_at}, xx=True)
+            # Not XX: after a Redis restart the live sockets come back with the next beat.
+            pipe.zadd(self._user_key(user_id), {sid: expires_at})
             pipe.zadd(self._online_key, {str(user_id): expires_at}, gt=True)
         pipe.execute()
 

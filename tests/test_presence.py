@@ -138,3 +138,16 @@ def test_only_one_worker_announces_an_expired_user(make_store, clock):
     dead.connected(3, "x")
     clock.now += 11
     assert alive_a.heartbeat() + alive_b.heartbeat() == [3]
+
+
+def test_live_sockets_come_back_after_the_shared_store_lost_them(clock):
+    """Redis keeps nothing on disk here: after a restart the next heartbeat restores the
+    sockets a live worker still holds."""
+    with redis_prefix() as prefix:
+        store = RedisPresence(redis_client(), prefix, ttl=60, clock=clock)
+        worker = PresenceTracker(store)
+        worker.connected(5, "alive")
+        store.redis.delete(*store.redis.scan_iter(f"{prefix}*"))  # the restart
+        assert store.online_count() == 0
+        assert worker.heartbeat() == []
+        assert store.online_among([5]) == {5}
