@@ -1,27 +1,32 @@
-// The right panel's history: opening a chat, paging older and newer messages by id,
-// live messages, messages on their way (see outbox.js), read reports and the typing line.
+// The right panel's open chat: opening it (join_chat), live messages, messages on their way
+// (see outbox.js), the catch-up after a reconnect, read reports and the typing line.
+// How a message looks is in messages.js, the list's order, days and groups in timeline.js,
+// paging in paging.js and the scroll position in scroller.js.
 
-import { buildAttachment } from './attachments.js';
-import {
-  chatDisplayName, h, newClientId, setNote, timeElement,
-} from './dom.js';
-import { FAILED, SENDING, WAITING } from './outbox.js';
+import { chatDisplayName, newClientId, setNote } from './dom.js';
+import { buildMessage, renderStatus } from './messages.js';
+import { WAITING } from './outbox.js';
+import { HistoryPager } from './paging.js';
 import { ReadTracker } from './reading.js';
+import { HistoryScroller } from './scroller.js';
+import { Timeline } from './timeline.js';
 import { TypingLine } from './typing.js';
 
-const GROUP_WINDOW_MS = 5 * 60 * 1000;
-const AT_BOTTOM_SLACK_PX = 48;
+// performance.measure() names: the time from join_chat's answer to the chat drawn on screen.
+export const OPENED_MARK = 'chat-open:answer';
+export const RENDERED_MEASURE = 'chat-open:render';
 
 function byId(a, b) {
   return a.id - b.id;
 }
 
-function isMessage(node) {
-  return Boolean(node && node.classList && node.classList.contains('message'));
-}
-
-function isStored(node) {
-  return isMessage(node) && Boolean(node.dataset.id);
+/** Record how long the browser took from join_chat's answer to the first frame painted. */
+function measureRender(detail) {
+  // rAF runs before the next paint; a task queued from it runs after that paint.
+  requestAnimationFrame(() => setTimeout(() => {
+    performance.clearMeasures(RENDERED_MEASURE);
+    performance.measure(RENDERED_MEASURE, { start: OPENED_MARK, detail });
+  }, 0));
 }
 
 export class Conversation {
@@ -44,47 +49,27 @@ export class Conversation {
     this.titleEl = root.querySelector('#chat-title');
     this.emptyEl = root.querySelector('#conversation-empty');
     this.history = root.querySelector('#history');
-    this.list = root.querySelector('#messages');
-    this.topSentinel = root.querySelector('#top-sentinel');
-    this.bottomSentinel = root.querySelector('#bottom-sentinel');
-    this.topNote = root.querySelector('#history-top-note');
-    this.bottomNote = root.querySelector('#history-bottom-note');
+    this.timeline = new Timeline(root.querySelector('#messages'));
     this.typing = new TypingLine(root.querySelector('#typing-indicator'));
-    this.jumpButton = root.querySelector('#jump-latest');
-
-    this.resetState();
-
-    this.pageObserver = new IntersectionObserver((entries) => {
-      for (const entry of entries) {
-        if (!entry.isIntersecting) continue;
-        if (entry.target === this.topSentinel) this.loadOlder();
-        else if (entry.target === this.bottomSentinel) this.loadNewer();
-      }
-    }, { root: this.history, rootMargin: '300px 0px' });
-
+    this.scroller = new HistoryScroller({
+      history: this.history,
+      jumpButton: root.querySelector('#jump-latest'),
+      showJump: () => Boolean(this.chatId),
+      moreBelow: () => this.pager.hasMoreAfter,
+    });
+    this.pager = new HistoryPager({
+      root,
+      ask,
+      scroller: this.scroller,
+      onOlder: (messages) => this.addOlder(messages),
+      onNewer: (messages) => this.addNewer(messages),
+      isEmpty: () => this.byId.size === 0 && this.pending.size === 0,
+      notify,
+    });
     this.reading = new ReadTracker({
       scroller: this.history, me, ask, onRead, notify,
     });
-
-    let scrollFrame = 0;
-    this.pinned = true;
-    this.history.addEventListener('scroll', () => {
-      this.pinned = this.isAtBottom();
-      if (scrollFrame) return;
-      scrollFrame = requestAnimationFrame(() => {
-        scrollFrame = 0;
-        this.updateJumpButton();
-      });
-    }, { passive: true });
-    // The upload tray, a growing text box or a phone's keyboard shrink the history: a reader
-    // at the bottom stays at the bottom.
-    new ResizeObserver(() => {
-      if (this.pinned && !this.history.hidden) this.history.scrollTop = this.history.scrollHeight;
-    }).observe(this.history);
-    this.jumpButton.addEventListener('click', () => {
-      this.scrollToBottom();
-      this.history.focus({ preventScroll: true });
-    });
+    this.resetState();
   }
 
   resetState() {
@@ -92,27 +77,19 @@ export class Conversation {
     this.chat = null;
     this.byId = new Map();
     this.pending = new Map();
-    this.oldestId = null;
-    this.newestId = null;
-    this.hasMoreBefore = false;
-    this.hasMoreAfter = false;
-    this.loadingBefore = false;
-    this.loadingAfter = false;
     // False from a disconnect until the catch-up: a message that reaches the page another
     // way meanwhile (an upload's answer) must not move newestId past what was missed.
     this.synced = true;
-    if (this.typing) this.typing.clearAll();
+    this.typing.clearAll();
   }
 
-  /** Leave whatever is shown: report what was read, stop observers, empty the list. */
+  /** Leave whatever is shown: report what was read, stop paging, empty the list. */
   clear() {
     this.reading.leave();
-    this.pageObserver.disconnect();
+    this.pager.reset(null);
     this.resetState();
-    this.list.replaceChildren();
-    setNote(this.topNote, '');
-    setNote(this.bottomNote, '');
-    this.jumpButton.hidden = true;
+    this.timeline.clear();
+    this.scroller.updateJumpButton();
   }
 
   showEmpty() {
@@ -134,17 +111,19 @@ export class Conversation {
     this.emptyEl.hidden = true;
     this.history.hidden = false;
     this.history.setAttribute('aria-busy', 'true');
-    setNote(this.topNote, 'Loading messages…');
+    setNote(this.pager.topNote, 'Loading messages…');
 
     const res = await this.ask('join_chat', { chat_id: chatId });
     if (seq !== this.seq) return null;
+    performance.clearMarks(OPENED_MARK);
+    performance.mark(OPENED_MARK);
     this.openingChatId = null;
     this.history.setAttribute('aria-busy', 'false');
     // Only messages written while the chat loaded are shown; they are rebuilt below.
-    this.list.replaceChildren();
+    this.timeline.clear();
     this.pending.clear();
     if (!res.ok) {
-      setNote(this.topNote, res.offline ? 'You are offline. The chat opens when the connection is back.' : res.error);
+      setNote(this.pager.topNote, res.offline ? 'You are offline. The chat opens when the connection is back.' : res.error);
       return null;
     }
 
@@ -153,41 +132,37 @@ export class Conversation {
     this.chatId = chatId;
     this.chat = chat;
     this.titleEl.textContent = chatDisplayName(chat, this.me.id);
-    this.hasMoreBefore = Boolean(res.has_more_before);
-    this.hasMoreAfter = Boolean(res.has_more_after);
-    const firstUnread = Number.isInteger(res.first_unread_id) ? res.first_unread_id : null;
+    this.pager.reset(chatId, {
+      hasMoreBefore: Boolean(res.has_more_before),
+      hasMoreAfter: Boolean(res.has_more_after),
+    });
+    const firstUnreadId = Number.isInteger(res.first_unread_id) ? res.first_unread_id : null;
     let lastReadId = messages.length ? messages[messages.length - 1].id : 0;
     if (Number.isInteger(chat.last_read_id)) lastReadId = chat.last_read_id;
-    else if (firstUnread !== null) lastReadId = firstUnread - 1;
+    else if (firstUnreadId !== null) lastReadId = firstUnreadId - 1;
     this.reading.reset(chatId, lastReadId);
 
-    const fragment = document.createDocumentFragment();
-    let divider = null;
+    const elements = [];
+    let firstUnread = null;
     for (const message of messages) {
-      if (this.byId.has(message.id)) continue;
-      if (firstUnread !== null && !divider && message.id >= firstUnread) {
-        divider = h(
-          'li',
-          { className: 'unread-divider', role: 'separator' },
-          h('span', { text: 'New messages' }),
-        );
-        fragment.append(divider);
-      }
-      fragment.append(this.buildStored(message));
+      if (!Number.isInteger(message.id) || this.byId.has(message.id)) continue;
+      const el = this.buildStored(message);
+      if (firstUnread === null && firstUnreadId !== null && message.id >= firstUnreadId) firstUnread = el;
+      elements.push(el);
     }
-    for (const entry of this.outbox.forChat(chatId)) fragment.append(this.buildPending(entry));
-    this.list.append(fragment);
-    for (const node of this.list.children) this.regroup(node);
-    this.updateBounds(messages);
-    this.updateTopNote();
+    for (const entry of this.outbox.forChat(chatId)) elements.push(this.buildPending(entry));
+    this.timeline.fill(elements, firstUnread);
+    this.pager.extend(messages);
+    this.pager.updateTopNote();
 
     const early = this.early;
     this.early = [];
     for (const message of early) this.receive(message);
 
-    if (divider) this.history.scrollTop = Math.max(0, divider.offsetTop - 8);
-    else this.scrollToBottom();
-    this.rearm();
+    if (this.timeline.divider) this.scroller.scrollToDivider(this.timeline.divider);
+    else this.scroller.scrollToBottom();
+    this.pager.rearm();
+    measureRender({ chatId, messages: elements.length });
     return res;
   }
 
@@ -199,22 +174,22 @@ export class Conversation {
   /** After a reconnect: fetch what came after the newest message shown. */
   async catchUp() {
     if (!this.chatId) return null;
-    if (this.newestId === null) return this.open(this.chatId, this.chat);
+    if (this.pager.newestId === null) return this.open(this.chatId, this.chat);
     const seq = this.seq;
     const chatId = this.chatId;
-    const res = await this.ask('join_chat', { chat_id: chatId, after_id: this.newestId });
+    const res = await this.ask('join_chat', { chat_id: chatId, after_id: this.pager.newestId });
     if (seq !== this.seq) return null;
     if (!res.ok) {
       if (!res.offline) this.notify(res.error);
       return null;
     }
-    const atBottom = this.isAtBottom();
+    const atBottom = this.scroller.isAtBottom();
     this.synced = true;
     this.reading.resend();
     this.addNewer(res.messages);
-    this.hasMoreAfter = Boolean(res.has_more_after);
-    if (atBottom) this.scrollToBottom();
-    this.rearm();
+    this.pager.hasMoreAfter = Boolean(res.has_more_after);
+    if (atBottom) this.scroller.scrollToBottom();
+    this.pager.rearm();
     return res;
   }
 
@@ -228,38 +203,38 @@ export class Conversation {
     if (message.chat_id !== this.chatId) return;
     this.typing.clear(message.sender_id);
     if (this.byId.has(message.id)) return;
-    const atBottom = this.isAtBottom();
+    const atBottom = this.scroller.isAtBottom();
     if (message.sender_id === this.me.id && this.pending.has(message.client_id)) {
       this.confirm(message.client_id, message);
       return;
     }
     // With a gap below what is shown, a live message would land out of place:
     // it arrives with the next page when the reader scrolls down.
-    if (this.hasMoreAfter) {
-      this.updateJumpButton();
+    if (this.pager.hasMoreAfter) {
+      this.scroller.updateJumpButton();
       return;
     }
-    this.insertStored(message);
-    if (this.synced) this.newestId = Math.max(this.newestId ?? 0, message.id);
-    if (this.oldestId === null) this.oldestId = message.id;
-    this.updateTopNote();
-    if (atBottom) this.scrollToBottom();
-    else this.updateJumpButton();
+    this.timeline.insertStored(this.buildStored(message), message.id);
+    if (this.synced) this.pager.newestId = Math.max(this.pager.newestId ?? 0, message.id);
+    if (this.pager.oldestId === null) this.pager.oldestId = message.id;
+    this.pager.updateTopNote();
+    if (atBottom) this.scroller.scrollToBottom();
+    else this.scroller.updateJumpButton();
   }
 
   /** The user's own upload was stored: show it (once) and bring it into view. */
   showOwn(message) {
     if (!message) return;
     this.receive(message);
-    if (message.chat_id === this.chatId && !this.hasMoreAfter) this.scrollToBottom();
+    if (message.chat_id === this.chatId && !this.pager.hasMoreAfter) this.scroller.scrollToBottom();
   }
 
   /** True when a new message in the open chat will be seen without scrolling. */
   isFollowingLive() {
     return document.visibilityState === 'visible'
       && this.isShown()
-      && !this.hasMoreAfter
-      && this.isAtBottom();
+      && !this.pager.hasMoreAfter
+      && this.scroller.isAtBottom();
   }
 
   /** False while the panel is hidden (a phone showing the chat list). */
@@ -286,12 +261,9 @@ export class Conversation {
       client_id: newClientId(),
       attachment: null,
     };
-    const entry = { message, state: WAITING, error: '' };
-    const el = this.buildPending(entry);
-    this.list.append(el);
-    this.regroup(el);
-    this.updateTopNote();
-    this.scrollToBottom();
+    this.timeline.append(this.buildPending({ message, state: WAITING, error: '' }));
+    this.pager.updateTopNote();
+    this.scroller.scrollToBottom();
     this.outbox.add(message);
     return true;
   }
@@ -300,7 +272,7 @@ export class Conversation {
   outboxChanged(entry) {
     const shown = entry.message.chat_id === this.shownChatId();
     const el = shown ? this.pending.get(entry.message.client_id) : null;
-    if (el) this.renderStatus(el, entry);
+    if (el) this.showStatus(el, entry);
   }
 
   /** The outbox's message was stored: the pending copy becomes the stored one. */
@@ -321,93 +293,58 @@ export class Conversation {
     this.typing.show(userId, username);
   }
 
-  // Rendering
-
-  buildMessage(message, { pending = false } = {}) {
-    const own = message.sender_id === this.me.id;
-    const classes = ['message'];
-    if (own) classes.push('own');
-    if (pending) classes.push('pending');
-    const dataset = {
-      senderId: String(message.sender_id),
-      createdAt: String(message.created_at),
-    };
-    if (Number.isInteger(message.id)) dataset.id = String(message.id);
-    if (message.client_id) dataset.clientId = String(message.client_id);
-    const attachment = message.attachment && typeof message.attachment === 'object'
-      ? message.attachment : null;
-    if (attachment) classes.push('has-attachment');
-    // With an attachment the body is its caption, shown under it when there is one.
-    return h(
-      'li',
-      { className: classes.join(' '), dataset },
-      h(
-        'p',
-        { className: 'message-meta' },
-        h('span', { className: 'sender', text: message.sender_name || 'Unknown' }),
-        ' ',
-        timeElement(message.created_at, undefined, 'message-time'),
-      ),
-      attachment ? buildAttachment(attachment, this.viewer) : null,
-      !attachment || message.body ? h('p', { className: 'message-body', text: message.body || '' }) : null,
-    );
-  }
-
-  /** The element of a message still in the outbox. */
-  buildPending(entry) {
-    const el = this.buildMessage(entry.message, { pending: true });
-    this.pending.set(entry.message.client_id, el);
-    this.renderStatus(el, entry, { scroll: false });
-    return el;
-  }
+  // Messages in the list
 
   buildStored(message) {
-    const el = this.buildMessage(message);
+    const el = buildMessage(message, { me: this.me, viewer: this.viewer });
     this.byId.set(message.id, el);
     this.reading.watch(el, message);
     return el;
   }
 
-  /** Insert a stored message in id order; pending and failed sends stay at the bottom. */
-  insertStored(message) {
-    const el = this.buildStored(message);
-    this.place(el, message.id);
+  /** The element of a message still in the outbox. */
+  buildPending(entry) {
+    const el = buildMessage(entry.message, { me: this.me, viewer: this.viewer, pending: true });
+    this.pending.set(entry.message.client_id, el);
+    this.showStatus(el, entry, { scroll: false });
     return el;
   }
 
-  place(el, id) {
-    let ref = null;
-    for (let node = this.list.lastElementChild; node; node = node.previousElementSibling) {
-      if (node !== el && isStored(node) && Number(node.dataset.id) < id) break;
-      if (node !== el) ref = node;
-    }
-    this.list.insertBefore(el, ref);
-    this.regroup(el);
-    this.regroup(el.nextElementSibling);
+  showStatus(el, entry, { scroll = true } = {}) {
+    const atBottom = scroll && this.scroller.isAtBottom();
+    const hadFocus = el.contains(document.activeElement);
+    renderStatus(el, entry, {
+      held: this.outbox.isHeld(),
+      onRetry: () => this.outbox.retry(el.dataset.clientId),
+    });
+    // The Retry button the user pressed is gone; keep the keyboard in the history.
+    if (hadFocus && !el.contains(document.activeElement)) this.history.focus({ preventScroll: true });
+    if (el.isConnected) this.timeline.settle(el);
+    if (atBottom) this.scroller.scrollToBottom();
   }
 
-  isInPlace(el, id) {
-    let prev = el.previousElementSibling;
-    while (prev && !isStored(prev)) prev = prev.previousElementSibling;
-    let next = el.nextElementSibling;
-    while (next && !isStored(next)) next = next.nextElementSibling;
-    return (!prev || Number(prev.dataset.id) < id) && (!next || Number(next.dataset.id) > id);
+  addOlder(messages) {
+    const elements = [];
+    for (const message of messages) {
+      if (!Number.isInteger(message.id) || this.byId.has(message.id)) continue;
+      elements.push(this.buildStored(message));
+    }
+    this.timeline.prepend(elements);
   }
 
   addNewer(messages) {
     if (!Array.isArray(messages)) return;
     for (const message of [...messages].sort(byId)) {
       if (!Number.isInteger(message.id)) continue;
-      this.newestId = Math.max(this.newestId ?? 0, message.id);
-      if (this.oldestId === null) this.oldestId = message.id;
+      this.pager.extend([message]);
       if (this.byId.has(message.id)) continue;
       if (message.sender_id === this.me.id && this.pending.has(message.client_id)) {
         this.confirm(message.client_id, message);
       } else {
-        this.insertStored(message);
+        this.timeline.insertStored(this.buildStored(message), message.id);
       }
     }
-    this.updateTopNote();
+    this.pager.updateTopNote();
   }
 
   /** A pending send was stored: the pending element becomes the stored message. */
@@ -416,182 +353,28 @@ export class Conversation {
     this.pending.delete(clientId);
     this.outbox.settle(clientId);
     if (!el) return;
-    const next = el.nextElementSibling;
     if (this.byId.has(message.id)) {
-      el.remove();
-      this.regroup(next);
+      this.timeline.remove(el);
       return;
     }
     // Reuse the node the reader (and a screen reader) already has instead of adding a copy.
-    const fresh = this.buildMessage(message);
+    const fresh = buildMessage(message, { me: this.me, viewer: this.viewer });
     el.className = fresh.className;
     el.dataset.id = String(message.id);
     el.dataset.createdAt = String(message.created_at);
     el.replaceChildren(...fresh.childNodes);
     this.byId.set(message.id, el);
     this.reading.watch(el, message);
-    if (this.isInPlace(el, message.id)) {
-      this.regroup(el);
-      this.regroup(el.nextElementSibling);
+    if (this.timeline.isInPlace(el, message.id)) {
+      this.timeline.settle(el);
     } else {
-      el.remove();
-      this.regroup(next);
-      this.place(el, message.id);
+      this.timeline.remove(el);
+      this.timeline.insertStored(el, message.id);
     }
-    if (!this.hasMoreAfter && this.synced) this.newestId = Math.max(this.newestId ?? 0, message.id);
-    if (this.oldestId === null) this.oldestId = message.id;
-    this.updateTopNote();
-  }
-
-  /** Show where a message of the outbox stands: pending (waiting or sending) or failed. */
-  renderStatus(el, entry, { scroll = true } = {}) {
-    const atBottom = scroll && this.isAtBottom();
-    const failed = entry.state === FAILED;
-    el.classList.toggle('pending', !failed);
-    el.classList.toggle('failed', failed);
-    let status = el.querySelector('.message-status');
-    if (!status) {
-      status = h('p', { className: 'message-status' });
-      el.append(status);
+    if (!this.pager.hasMoreAfter && this.synced) {
+      this.pager.newestId = Math.max(this.pager.newestId ?? 0, message.id);
     }
-    const hadFocus = status.contains(document.activeElement);
-    if (!failed) {
-      const waiting = entry.state !== SENDING && this.outbox.isHeld();
-      status.replaceChildren(h('span', {
-        className: waiting ? 'status-waiting' : 'status-sending',
-        text: waiting ? 'Waiting for the connection…' : 'Sending…',
-      }));
-    } else {
-      const retry = h('button', { type: 'button', className: 'button button-small retry', text: 'Retry' });
-      retry.addEventListener('click', () => this.outbox.retry(el.dataset.clientId));
-      const text = entry.error ? `Not sent: ${entry.error}` : 'Not sent —';
-      status.replaceChildren(h('span', { text }), ' ', retry);
-    }
-    // The Retry button the user pressed is gone; keep the keyboard in the history.
-    if (hadFocus) this.history.focus({ preventScroll: true });
-    this.regroup(el);
-    this.regroup(el.nextElementSibling);
-    if (atBottom) this.scrollToBottom();
-  }
-
-  /** Hide the name line of a message that follows one from the same sender. */
-  regroup(el) {
-    if (!isMessage(el)) return;
-    const prev = el.previousElementSibling;
-    const gap = Number(el.dataset.createdAt) - Number(prev && prev.dataset.createdAt);
-    const continued = isMessage(prev)
-      && !prev.classList.contains('failed')
-      && !el.classList.contains('failed')
-      && prev.dataset.senderId === el.dataset.senderId
-      && gap >= 0 && gap < GROUP_WINDOW_MS;
-    el.classList.toggle('continued', continued);
-  }
-
-  updateBounds(messages) {
-    for (const message of messages) {
-      if (!Number.isInteger(message.id)) continue;
-      this.oldestId = this.oldestId === null ? message.id : Math.min(this.oldestId, message.id);
-      this.newestId = this.newestId === null ? message.id : Math.max(this.newestId, message.id);
-    }
-  }
-
-  updateTopNote() {
-    if (this.loadingBefore) setNote(this.topNote, 'Loading earlier messages…');
-    else if (this.byId.size === 0 && this.pending.size === 0) setNote(this.topNote, 'No messages yet. Write the first one.');
-    else if (!this.hasMoreBefore) setNote(this.topNote, 'This is the beginning of the chat.');
-    else setNote(this.topNote, '');
-  }
-
-  // Scrolling and paging
-
-  isAtBottom() {
-    const { scrollHeight, scrollTop, clientHeight } = this.history;
-    return scrollHeight - scrollTop - clientHeight <= AT_BOTTOM_SLACK_PX;
-  }
-
-  scrollToBottom() {
-    this.history.scrollTop = this.history.scrollHeight;
-    this.updateJumpButton();
-  }
-
-  updateJumpButton() {
-    const { scrollHeight, scrollTop, clientHeight } = this.history;
-    const far = scrollHeight - scrollTop - clientHeight > clientHeight / 2;
-    this.jumpButton.hidden = !this.chatId || !(far || (this.hasMoreAfter && !this.isAtBottom()));
-  }
-
-  /** Observe the sentinels afresh: observe() always reports the current state once. */
-  rearm() {
-    if (!this.chatId) return;
-    for (const sentinel of [this.topSentinel, this.bottomSentinel]) {
-      this.pageObserver.unobserve(sentinel);
-      this.pageObserver.observe(sentinel);
-    }
-  }
-
-  async loadOlder() {
-    if (!this.chatId || !this.hasMoreBefore || this.loadingBefore || this.oldestId === null) return;
-    const seq = this.seq;
-    this.loadingBefore = true;
-    this.updateTopNote();
-    const res = await this.ask('message_history_is_scrolled_to_the_top', {
-      chat_id: this.chatId,
-      before_id: this.oldestId,
-    });
-    if (seq !== this.seq) return;
-    this.loadingBefore = false;
-    if (!res.ok) {
-      this.updateTopNote();
-      this.notify(res.error);
-      return;
-    }
-    const messages = Array.isArray(res.messages) ? [...res.messages].sort(byId) : [];
-    this.prependOlder(messages);
-    this.hasMoreBefore = Boolean(res.has_more_before) && messages.length > 0;
-    this.updateTopNote();
-    this.rearm();
-  }
-
-  prependOlder(messages) {
-    const fragment = document.createDocumentFragment();
-    const added = [];
-    for (const message of messages) {
-      if (!Number.isInteger(message.id) || this.byId.has(message.id)) continue;
-      const el = this.buildStored(message);
-      fragment.append(el);
-      added.push(el);
-    }
-    this.updateBounds(messages);
-    if (!added.length) return;
-    const oldFirst = this.list.firstElementChild;
-    const heightBefore = this.history.scrollHeight;
-    const topBefore = this.history.scrollTop;
-    this.list.insertBefore(fragment, oldFirst);
-    for (const el of added) this.regroup(el);
-    this.regroup(oldFirst);
-    this.history.scrollTop = topBefore + (this.history.scrollHeight - heightBefore);
-  }
-
-  async loadNewer() {
-    if (!this.chatId || !this.hasMoreAfter || this.loadingAfter || this.newestId === null) return;
-    const seq = this.seq;
-    this.loadingAfter = true;
-    setNote(this.bottomNote, 'Loading newer messages…');
-    const res = await this.ask('message_history_is_scrolled_to_the_bottom', {
-      chat_id: this.chatId,
-      after_id: this.newestId,
-    });
-    if (seq !== this.seq) return;
-    this.loadingAfter = false;
-    setNote(this.bottomNote, '');
-    if (!res.ok) {
-      this.notify(res.error);
-      return;
-    }
-    const messages = Array.isArray(res.messages) ? res.messages : [];
-    this.addNewer(messages);
-    this.hasMoreAfter = Boolean(res.has_more_after) && messages.length > 0;
-    this.updateJumpButton();
-    this.rearm();
+    if (this.pager.oldestId === null) this.pager.oldestId = message.id;
+    this.pager.updateTopNote();
   }
 }

@@ -39,17 +39,37 @@ function formatDate(date, now) {
   return date.toLocaleDateString([], options);
 }
 
+/** The time of day in the reader's zone and locale: "14:05", "2:05 PM". */
+export function formatClockTime(date) {
+  return date.toLocaleTimeString([], { timeStyle: 'short' });
+}
+
 /** Time of a message in the reader's zone: "14:05", or "3 Mar, 14:05" when not today. */
 export function formatMessageTime(date, now = new Date()) {
-  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const time = formatClockTime(date);
   return isSameDay(date, now) ? time : `${formatDate(date, now)}, ${time}`;
+}
+
+/** The local calendar day of a timestamp in ms, as "2024-3-7" (for comparing days). */
+export function dayKey(ms) {
+  const date = new Date(Number(ms));
+  if (Number.isNaN(date.getTime())) return '';
+  return `${date.getFullYear()}-${date.getMonth() + 1}-${date.getDate()}`;
+}
+
+/** A day separator's words: "Today", "Yesterday", else "Monday 3 March" (and the year). */
+export function formatDay(date, now = new Date()) {
+  if (isSameDay(date, now)) return 'Today';
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (isSameDay(date, yesterday)) return 'Yesterday';
+  const options = { weekday: 'long', day: 'numeric', month: 'long' };
+  if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
+  return date.toLocaleDateString([], options);
 }
 
 /** Short time for the chat list: the time today, else the date. */
 export function formatListTime(date, now = new Date()) {
-  return isSameDay(date, now)
-    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-    : formatDate(date, now);
+  return isSameDay(date, now) ? formatClockTime(date) : formatDate(date, now);
 }
 
 /** A <time> element for a timestamp in ms since the epoch (UTC). */
