@@ -1,5 +1,6 @@
 // The chat client: connects to the server over Socket.IO and wires the chat list, the
-// open conversation, the composer, file uploads and the connection status together.
+// open conversation, the composer, file uploads, notifications, the phone's panels and the
+// connection status together.
 
 import { ImageViewer } from './js/attachments.js';
 import { ChatList } from './js/chatlist.js';
@@ -7,7 +8,9 @@ import { Composer } from './js/composer.js';
 import { Conversation } from './js/conversation.js';
 import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
 import { request } from './js/net.js';
+import { Notifier } from './js/notifications.js';
 import { Outbox } from './js/outbox.js';
+import { followVisualViewport, Panels } from './js/panels.js';
 import { ConnectionStatus } from './js/status.js';
 import { Uploader } from './js/uploads.js';
 
@@ -18,12 +21,27 @@ const maxUploadBytes = Number(root.dataset.maxUploadBytes) || 10 * 1024 * 1024;
 const requestedChatId = Number(root.dataset.openChatId) || null;
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
 
-// The server may ask for WebSocket first; fall back to long-polling when it cannot connect.
+// The server names the transports (SOCKETIO_TRANSPORTS): WebSocket first, falling back to
+// long-polling when it cannot connect; "polling" alone never tries a WebSocket at all.
 const transports = (root.dataset.transports || '')
   .split(',')
   .map((name) => name.trim())
   .filter((name) => name === 'websocket' || name === 'polling');
-const socket = transports.length ? io({ transports, tryAllTransports: true }) : io();
+const pollingOnly = transports.length > 0 && transports.every((name) => name === 'polling');
+let socket;
+if (pollingOnly) socket = io({ transports: ['polling'], upgrade: false });
+else if (transports.length) socket = io({ transports, tryAllTransports: true });
+else socket = io();
+
+// The transport in use, for whoever checks the page (and tests): "websocket" or "polling".
+function noteTransport() {
+  const { engine } = socket.io;
+  root.dataset.transport = engine && engine.transport ? engine.transport.name : '';
+}
+socket.io.on('open', () => {
+  noteTransport();
+  socket.io.engine.on('upgrade', noteTransport);
+});
 const ask = (event, payload, timeoutMs) => request(socket, event, payload, timeoutMs);
 const status = new ConnectionStatus(document.getElementById('status'));
 if (!navigator.onLine) status.offline();
@@ -77,6 +95,19 @@ const chatList = new ChatList({
   onJoin: joinChannel,
 });
 
+const notifier = new Notifier({
+  root,
+  me,
+  onOpen: (chatId) => openChat(chatId, { byUser: true }),
+});
+
+const panels = new Panels({
+  root,
+  onShowList: () => chatList.focusActive(),
+  onShowChat: (chatId) => openChat(chatId, { byUser: false }),
+});
+followVisualViewport();
+
 let everConnected = false;
 let loggedOut = false;
 // The chat the user last asked for; reopened after a reconnect if opening it failed.
@@ -87,24 +118,11 @@ function enableComposer(on) {
   uploader.enable(on);
 }
 
-// Panels: on a phone one shows at a time.
-
-function showConversationPanel() {
-  root.classList.add('show-conversation');
-}
-
-function showListPanel() {
-  root.classList.remove('show-conversation');
-  chatList.focusActive();
-}
-
-root.querySelector('#back-button').addEventListener('click', showListPanel);
-
 // Opening chats
 
 async function openChat(chatId, { byUser = false } = {}) {
   wantedChatId = chatId;
-  if (byUser) showConversationPanel();
+  if (byUser) panels.showConversation(chatId);
   if (chatId === conversation.chatId && conversation.openingChatId === null) {
     if (byUser) focusAfterOpen();
     return;
@@ -126,7 +144,7 @@ function afterOpen(chatId, res) {
   if (res.chat) chatList.upsert(res.chat);
   if (Number.isInteger(res.unread_count)) chatList.setUnread(chatId, res.unread_count);
   enableComposer(true);
-  history.replaceState(null, '', `/chats?chat=${chatId}`);
+  panels.noteOpenChat(chatId);
 }
 
 function focusAfterOpen() {
@@ -201,6 +219,19 @@ async function joinChannel(chatId, button) {
 
 // Connection
 
+/** The login session ended (here or in another tab): nothing of the chats stays on screen. */
+function showLoggedOut() {
+  loggedOut = true;
+  status.refused();
+  if (root.hidden) return;
+  conversation.showEmpty();
+  chatList.setAll([], []);
+  root.hidden = true;
+  const note = document.getElementById('signed-out');
+  note.hidden = false;
+  note.querySelector('h2').focus();
+}
+
 function showDisconnected() {
   if (loggedOut) status.refused();
   else if (navigator.onLine) status.reconnecting();
@@ -224,6 +255,16 @@ async function catchUpOpenChat() {
   }
 }
 
+function openFirstChat() {
+  const first = requestedChatId || chatList.firstId();
+  if (first) {
+    openChat(first, { byUser: false });
+  } else {
+    conversation.showEmpty();
+    enableComposer(false);
+  }
+}
+
 socket.on('connect', async () => {
   status.connected();
   const synced = await syncChats();
@@ -231,12 +272,8 @@ socket.on('connect', async () => {
   if (!everConnected) {
     if (!synced) return;
     everConnected = true;
-    const first = requestedChatId || chatList.firstId();
-    if (first) openChat(first, { byUser: false });
-    else {
-      conversation.showEmpty();
-      enableComposer(false);
-    }
+    // The user may have picked (or created) a chat while the list loaded: it stays open.
+    if (wantedChatId === null) openFirstChat();
   } else if (synced) {
     await catchUpOpenChat();
   }
@@ -253,15 +290,12 @@ socket.on('disconnect', (reason) => {
 });
 
 // This session logged out (in another tab): the server closes the socket next.
-socket.on('logged_out', () => {
-  loggedOut = true;
-  status.refused();
-});
+socket.on('logged_out', showLoggedOut);
 
 socket.on('connect_error', () => {
   // When the server refuses the connection (no login), the client stops retrying.
   if (socket.active) showDisconnected();
-  else status.refused();
+  else showLoggedOut();
 });
 
 socket.io.on('reconnect_attempt', showDisconnected);
@@ -281,6 +315,12 @@ window.addEventListener('online', () => {
   reconnectNow();
 });
 
+// Back to a page kept in the back-forward cache (after logging out, say): load it afresh,
+// so the server decides again what it may show.
+window.addEventListener('pageshow', (event) => {
+  if (event.persisted) window.location.reload();
+});
+
 window.addEventListener('beforeunload', (event) => {
   if (outbox.size > 0 || uploader.isBusy()) event.preventDefault();
 });
@@ -295,13 +335,15 @@ socket.on('message_received_from_another_chat', (data) => {
   if (!data || !data.message) return;
   const chatId = Number.isInteger(data.chat_id) ? data.chat_id : data.message.chat_id;
   if (!chatList.has(chatId)) {
-    syncChats();
+    // A chat new to this page: its first message arrives with the fresh list.
+    syncChats().then(() => notifier.consider(chatList.get(chatId), data.message, conversation.shownChatId()));
     return;
   }
   const isOpen = chatId === conversation.chatId;
   chatList.noteMessage(chatId, data.message, {
     countUnread: !isOpen || !conversation.isFollowingLive(),
   });
+  notifier.consider(chatList.get(chatId), data.message, conversation.shownChatId());
 });
 
 socket.on('new_user_sent_message', () => syncChats());

@@ -6,6 +6,7 @@ import {
 } from './dom.js';
 
 const AVATAR_HUES = 6;
+const CLIP = '📎';
 
 function avatarHue(name) {
   let sum = 0;
@@ -233,7 +234,19 @@ export class ChatList {
     parts.link.classList.toggle('is-online', online);
     const message = chat.last_message || null;
     parts.time.replaceChildren(message ? timeElement(message.created_at, formatListTime) : '');
-    parts.preview.textContent = previewText(message, this.me.id, chat.kind);
+    const preview = previewText(message, this.me.id, chat.kind);
+    const clip = message && message.attachment ? preview.indexOf(CLIP) : -1;
+    if (clip < 0) {
+      parts.preview.textContent = preview;
+    } else {
+      // The same paperclip on every system (an emoji font may be missing); the text keeps
+      // the emoji for screen readers and for copying.
+      parts.preview.replaceChildren(
+        preview.slice(0, clip),
+        h('span', { className: 'preview-clip', text: CLIP }),
+        preview.slice(clip + CLIP.length),
+      );
+    }
     const count = Number(chat.unread_count) || 0;
     parts.badge.hidden = count <= 0;
     parts.badge.textContent = count > 99 ? '99+' : String(count);
