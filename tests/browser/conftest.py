@@ -2,7 +2,8 @@
 
 ``live_server`` runs ``python app.py`` (eventlet, as in production) in its own process on a
 free loopback port with a fresh database; ``browser`` is one headless Chromium for the run;
-``page_for(name)`` gives each person a browser context of their own (own cookies).
+``page_for(name)`` gives each person a browser context of their own (own cookies), and
+``page_for(name, **options)`` one with other context options (a phone, a dark theme).
 
 A test that cannot get Chromium is skipped with the reason, except when ``CI=true``: there
 it fails, because CI must run every test.
@@ -15,7 +16,7 @@ import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
@@ -29,6 +30,12 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
 
 # Generous enough for a loaded CI machine; a live update normally lands in milliseconds.
 UI_TIMEOUT_MS = 10_000
@@ -107,17 +114,19 @@ class OpenPage:
 @pytest.fixture
 def page_for(
     request: pytest.FixtureRequest, browser: Browser, live_server: LiveServer
-) -> Iterator[Callable[[str], Page]]:
+) -> Iterator[Callable[..., Page]]:
     """``page_for("alice")``: a page in alice's own browser context, 1280x800, whose
-    relative URLs (``page.goto("/find")``) go to the live server."""
+    relative URLs (``page.goto("/find")``) go to the live server. Keyword arguments are
+    Playwright's context options: ``page_for("bob", **PHONE)``, ``color_scheme="dark"``."""
     contexts = []
     opened: dict[str, OpenPage] = {}
     request.node.stash[PAGES] = opened
 
-    def open_page(name: str) -> Page:
+    def open_page(name: str, **options: Any) -> Page:
         if name in opened:
             raise ValueError(f"{name} already has a page in this test")
-        context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
+        options = {"viewport": VIEWPORT, **options}
+        context = browser.new_context(base_url=live_server.url, **options)
         context.set_default_timeout(UI_TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()

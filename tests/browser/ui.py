@@ -87,3 +87,31 @@ def wait_until_chat_is_open(page: Page) -> None:
     """Wait until the open chat has loaded on the server too: from then on its live
     messages, typing notes and uploads reach this page."""
     expect(page.get_by_role("button", name="Attach a file")).to_be_enabled()
+
+
+def create_channel(page: Page, name: str) -> None:
+    """Create the channel ``name`` from the chat list and wait until it is open."""
+    page.get_by_label("New channel").fill(name)
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#chat-title")).to_have_text(name)
+
+
+def join_channel(page: Page, name: str) -> None:
+    """Press Join beside ``name`` under "Channels you can join"; wait until it is open."""
+    joinable = page.get_by_role("list", name="Channels you can join").get_by_role("listitem")
+    joinable.filter(has=page.get_by_text(name, exact=True)).get_by_role(
+        "button", name="Join"
+    ).click()
+    expect(page.locator("#chat-title")).to_have_text(name)
+
+
+def history(page: Page) -> Locator:
+    """The open chat's message history (a live log)."""
+    return page.get_by_role("log")
+
+
+def log_out(page: Page) -> None:
+    """Press "Log out" in the header and wait for the login page."""
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
