@@ -270,7 +270,10 @@ def test_desktop_and_phone_screenshots(page_for, hiking_club):
     expect(desktop.locator("#status")).to_contain_text("2 online")
     shoot(desktop, "chats-desktop")
 
-    phone = page_for("alice-phone", permissions=["notifications"], **PHONE)
+    # Twice the pixels of the layout (not three times): sharp, and a smaller file.
+    phone = page_for(
+        "alice-phone", permissions=["notifications"], **{**PHONE, "device_scale_factor": 2}
+    )
     log_in(phone, "alice")
     phone.goto("/chats")
     expect(chat_in_list(phone, CHANNEL)).to_be_visible()
