@@ -33,15 +33,29 @@ function isSameDay(a, b) {
     && a.getDate() === b.getDate();
 }
 
+// Each toLocale*String call builds a formatter anew; a chat opened on 500 messages formats
+// a thousand times, so the formatters are made once (in the reader's locale and zone).
+const formatters = new Map();
+
+function formatWith(options, date) {
+  const key = JSON.stringify(options);
+  let formatter = formatters.get(key);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat([], options);
+    formatters.set(key, formatter);
+  }
+  return formatter.format(date);
+}
+
 function formatDate(date, now) {
   const options = { day: 'numeric', month: 'short' };
   if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
-  return date.toLocaleDateString([], options);
+  return formatWith(options, date);
 }
 
 /** The time of day in the reader's zone and locale: "14:05", "2:05 PM". */
 export function formatClockTime(date) {
-  return date.toLocaleTimeString([], { timeStyle: 'short' });
+  return formatWith({ timeStyle: 'short' }, date);
 }
 
 /** Time of a message in the reader's zone: "14:05", or "3 Mar, 14:05" when not today. */
@@ -64,7 +78,7 @@ export function formatDay(date, now = new Date()) {
   if (isSameDay(date, yesterday)) return 'Yesterday';
   const options = { weekday: 'long', day: 'numeric', month: 'long' };
   if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
-  return date.toLocaleDateString([], options);
+  return formatWith(options, date);
 }
 
 /** Short time for the chat list: the time today, else the date. */
@@ -79,7 +93,7 @@ export function timeElement(ms, format = formatMessageTime, className = null) {
   return h('time', {
     className,
     datetime: date.toISOString(),
-    title: date.toLocaleString(),
+    title: formatWith({ dateStyle: 'full', timeStyle: 'short' }, date),
     text: format(date),
   });
 }
