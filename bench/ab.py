@@ -31,6 +31,7 @@ def measure(
         "step_seconds": seconds,
         "max_connections": 10_000,
         "timeout_seconds": seconds + 120,
+        "retry_failed_steps": False,
     }
     kind = "relay" if app_dir is None else "chat"
     result = scenarios.capacity(kind, folder, app_dir or Path("."), config)

@@ -136,6 +136,7 @@ def run(
             "rates": [rate],
             "step_seconds": seconds,
             "stop_after_failures": 1,
+            "retry_failed_steps": False,
             "timeout_seconds": seconds + 120,
         }
         recorder: list[subprocess.Popen[bytes]] = []

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import scenarios
+
 KINDS = ("chat", "relay")
 
 
@@ -32,25 +34,27 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def capacity_table(runs: list[dict[str, Any]]) -> str:
-    """Capacity of chat and relay, and their ratio."""
+    """Capacity of chat and relay and their ratio, measured and as CPU ceilings."""
     rows = []
     for run in runs:
         if "capacity" not in run:
             continue
         chat, relay = run["capacity"]["chat"], run["capacity"]["relay"]
-        ratio = (
-            chat["capacity"] / relay["capacity"] if chat["capacity"] and relay["capacity"] else None
-        )
         best = next((s for s in chat["steps"] if s["offered_rate"] == chat["capacity"]), None)
+        ceilings = [scenarios.cpu_ceiling_of(side["steps"]) for side in (chat, relay)]
+        sent = scenarios.sent_in(chat["steps"])
         rows.append(
             [
                 run["label"],
                 chat["capacity"],
                 relay["capacity"],
-                None if ratio is None else round(ratio, 2),
+                _ratio(chat["capacity"], relay["capacity"]),
                 best and best["delivered_per_s"],
                 best and best["latency_ms"]["p99"],
-                f"{chat['stored_messages']:,} of {chat['sent']:,}",
+                ceilings[0],
+                ceilings[1],
+                _ratio(*ceilings),
+                f"{chat['stored_messages']:,} of {sent:,}",
             ]
         )
     header = [
@@ -60,9 +64,16 @@ def capacity_table(runs: list[dict[str, Any]]) -> str:
         "chat / relay",
         "chat deliveries/s at capacity",
         "chat p99 at capacity (ms)",
+        "chat CPU ceiling (msg/s)",
+        "relay CPU ceiling (msg/s)",
+        "chat / relay (ceilings)",
         "messages stored",
     ]
     return _table(header, rows)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
 
 
 def sweep_table(runs: list[dict[str, Any]]) -> str:
@@ -88,8 +99,9 @@ def sweep_table(runs: list[dict[str, Any]]) -> str:
                     f"{_fmt(latency['p50'])} / {_fmt(latency['p99'])} / {_fmt(latency['max'])}",
                     step["lost"] + step["ack_errors"] + step["ack_timeouts"],
                     f"{_fmt(step['server_cpu_pct'])} ({_fmt(per_message, 0)})",
-                    step["loadgen_cpu_pct"],
-                    "ok" if step["passed"] else "no",
+                    f"{_fmt(step['loadgen_cpu_pct'])} / {_fmt(step.get('others_cpu_pct'))}",
+                    ("ok" if step["passed"] else "no")
+                    + (" (2nd try)" if "first_attempt" in step else ""),
                 ]
             rows.append(row)
     header = ["run", "offered msg/s"]
@@ -98,7 +110,7 @@ def sweep_table(runs: list[dict[str, Any]]) -> str:
             f"{kind} p50 / p99 / max ms",
             f"{kind} lost+errors",
             f"{kind} server CPU % (µs per message)",
-            "loadgen CPU %",
+            "loadgen / other work CPU %",
             "passes",
         ]
     return _table(header, rows)

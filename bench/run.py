@@ -174,7 +174,14 @@ def main() -> None:
     parser.add_argument("--app-dir", type=Path, default=servers.ROOT, help="checkout to measure")
     parser.add_argument("--label", default="main", help="name of this run in the tables")
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/...)")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=servers.NICE,
+        help="niceness of servers and load generator (negative needs root; or BENCH_NICE)",
+    )
     args = parser.parse_args()
+    servers.NICE = args.nice
     mode = "full" if args.full else "short"
     out = args.out or servers.ROOT / "bench" / "results" / f"{mode}-{args.label}"
     out.mkdir(parents=True, exist_ok=True)
@@ -189,8 +196,15 @@ def main() -> None:
         commit=commit_of(app_dir),
         machine=machine(),
         total_seconds=round(time.monotonic() - started, 1),
+        nice=args.nice,
     )
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    previous = out / "results.json"
+    if previous.exists() and only != set(SCENARIOS):
+        # A partial run (--only) updates those scenarios in the results already there.
+        kept = json.loads(previous.read_text())
+        kept["seconds"].update(results.pop("seconds"))
+        results = {**kept, **results}
+    previous.write_text(json.dumps(results, indent=2))
     summary = report.write(out, [results])
     print(summary)
 

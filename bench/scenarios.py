@@ -47,6 +47,26 @@ def _run(
     return records, facts
 
 
+def sent_in(steps: list[dict[str, Any]]) -> int:
+    """Messages sent in a sweep, counting the first attempt of each step run twice (the
+    same rate for the same time sends as many)."""
+    return sum(
+        step["sent"]
+        + (step["first_attempt"].get("sent", step["sent"]) if "first_attempt" in step else 0)
+        for step in steps
+    )
+
+
+def cpu_ceiling_of(steps: list[dict[str, Any]]) -> float | None:
+    """Messages per second one core would serve at the per-message CPU cost of the busiest
+    lossless step: a figure that other work on the machine barely moves, unlike p99."""
+    busy = [s for s in steps if s["lost"] == 0 and s["server_cpu_pct"] >= 20]
+    if not busy:
+        return None
+    step = max(busy, key=lambda s: s["server_cpu_pct"])
+    return round(step["offered_rate"] * 100 / step["server_cpu_pct"])
+
+
 def capacity_of(steps: list[dict[str, Any]]) -> float | None:
     """The highest offered rate delivered with nothing lost and p99 within the limit."""
     passed = [step["offered_rate"] for step in steps if step["passed"]]
@@ -63,6 +83,7 @@ def capacity(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> 
         "step_seconds": config["step_seconds"],
         "user_prefix": f"cap{kind[0]}",
         "timeout_seconds": config["timeout_seconds"],
+        "retry_failed_steps": config.get("retry_failed_steps", True),
     }
     records, facts = _run(kind, folder, app_dir, spec, config["max_connections"])
     steps = _records(records, "step")
@@ -72,7 +93,8 @@ def capacity(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> 
         "group_size": config["group_size"],
         "steps": steps,
         "capacity": capacity_of(steps),
-        "sent": sum(step["sent"] for step in steps),
+        "cpu_ceiling": cpu_ceiling_of(steps),
+        "sent": sent_in(steps),
         "acked": sum(step["acked"] for step in steps),
         **facts,
     }

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import servers
+
 SCRIPT = Path(__file__).with_name("loadgen.mjs")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +25,9 @@ DEFAULT_SPEC: dict[str, Any] = {
     "p99_limit_ms": 100,
     "give_up_p99_ms": 2000,
     "stop_after_failures": 2,
+    "max_failures": 8,
+    "busy_server_cpu_pct": 70,
+    "retry_failed_steps": True,
     "drain_seconds": 10,
     "group_size": 2,
     "fanout_chat_id": 1,
@@ -57,7 +62,12 @@ def run(
         json.dump(full, handle)
         spec_path = handle.name
     records: list[dict[str, Any]] = []
-    process = subprocess.Popen([node(), str(SCRIPT), spec_path], cwd=ROOT, stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        [node(), str(SCRIPT), spec_path],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        preexec_fn=servers.set_niceness,
+    )
     # The generator ends itself after timeout_seconds; this only guards against a hang.
     watchdog = threading.Timer(full["timeout_seconds"] + 30, process.kill)
     watchdog.start()
