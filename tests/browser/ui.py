@@ -56,6 +56,13 @@ def open_chat(page: Page, name: str) -> None:
     """Pick the chat called ``name`` in the chat list and wait until it is shown."""
     chat_in_list(page, name).click()
     expect(page.locator("#chat-title")).to_have_text(name)
+    wait_until_history_is_loaded(page)
+
+
+def wait_until_history_is_loaded(page: Page) -> None:
+    """Wait until the server has answered the opening of the chat shown (its history is
+    no longer busy): from then on a reload reopens this chat."""
+    expect(page.locator("#history")).to_have_attribute("aria-busy", "false")
 
 
 def message_bodies(page: Page) -> Locator:
@@ -86,6 +93,7 @@ def send_message(page: Page, text: str) -> None:
 def wait_until_chat_is_open(page: Page) -> None:
     """Wait until the open chat has loaded on the server too: from then on its live
     messages, typing notes and uploads reach this page."""
+    wait_until_history_is_loaded(page)
     expect(page.get_by_role("button", name="Attach a file")).to_be_enabled()
 
 
@@ -94,6 +102,7 @@ def create_channel(page: Page, name: str) -> None:
     page.get_by_label("New channel").fill(name)
     page.get_by_role("button", name="Create").click()
     expect(page.locator("#chat-title")).to_have_text(name)
+    wait_until_history_is_loaded(page)
 
 
 def join_channel(page: Page, name: str) -> None:
@@ -103,6 +112,7 @@ def join_channel(page: Page, name: str) -> None:
         "button", name="Join"
     ).click()
     expect(page.locator("#chat-title")).to_have_text(name)
+    wait_until_history_is_loaded(page)
 
 
 def history(page: Page) -> Locator:
