@@ -25,20 +25,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from playwright.sync_api import Page, sync_playwright
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-
-from tests.browser import seed  # noqa: E402
-from tests.live_server import LiveServer, RealClient, start_server  # noqa: E402
+from tests.browser import seed
+from tests.live_server import LiveServer, RealClient, start_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 VIEWPORT = {"width": 1280, "height": 800}
