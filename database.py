@@ -133,11 +133,21 @@ class Database:
         self.pool_size = pool_size
         self._pool: Any = None
         self._lock = threading.Lock()
+        # SQLite connections kept open between app contexts: opening one per Socket.IO
+        # event and closing it (the last close of a WAL database also checkpoints it)
+        # took a third of the server's time per message.
+        self._idle: list[sqlite3.Connection] = []
 
     def connect(self) -> Connection:
         """A connection with the settings every connection of the chat relies on."""
         if self.dialect == "sqlite":
-            raw = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            with self._lock:
+                if self._idle:
+                    return Connection(self._idle.pop(), "sqlite")
+            # One thread at a time uses a connection, but the next may be another thread.
+            raw = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
             raw.execute("PRAGMA foreign_keys = ON")
             raw.execute("PRAGMA busy_timeout = 5000")
             # WAL + NORMAL: a committed transaction survives a crash of the process; only a
@@ -149,8 +159,12 @@ class Database:
         return Connection(raw, "postgresql")
 
     def release(self, conn: Connection) -> None:
-        """Give a connection back (PostgreSQL: to the pool; SQLite: close it)."""
+        """Give a connection back to the pool (closed if it is broken or the pool is full)."""
         if self.dialect == "sqlite":
+            with self._lock:
+                if not conn.raw.in_transaction and len(self._idle) < self.pool_size:
+                    self._idle.append(conn.raw)
+                    return
             conn.raw.close()
             return
         broken = conn.raw.closed or conn.raw.get_transaction_status() != 0
@@ -158,6 +172,10 @@ class Database:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for raw in idle:
+            raw.close()
         if self._pool is not None:
             self._pool.closeall()
             self._pool = None

@@ -6,6 +6,7 @@ and ``view:<id>`` for the one chat it has open. Every fan-out is one emit to one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -107,13 +108,17 @@ def presence_heartbeat(app: Flask) -> None:
             app.logger.exception("Presence heartbeat failed")
 
 
+# Parsing "20 per 2 seconds" on every message showed in profiles; settings rarely change.
+_parsed_limit = functools.lru_cache(maxsize=64)(parse_limit)
+
+
 def check_rate(setting: str, user_id: int) -> None:
     """Count one action of ``user_id`` against the limit named by ``setting``; refuse it
     when the user is over the limit, so a flood slows its sender and nobody else."""
     limiter = current_app.extensions["rate_limiter"]
     if not limiter.enabled:
         return
-    limit = parse_limit(current_app.config[setting])
+    limit = _parsed_limit(current_app.config[setting])
     if not limiter.limiter.hit(limit, setting, str(user_id)):
         reset_at, _remaining = limiter.limiter.get_window_stats(limit, setting, str(user_id))
         raise TooFast(TOO_FAST, retry_after=max(1, math.ceil(reset_at - time.time())))
