@@ -150,6 +150,28 @@ def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
         WTF_CSRF_TIME_LIMIT=None,
     )
     server_session.init_app(app)
+    app.session_interface = SocketEventSessions(app.session_interface)
+
+
+class SocketEventSessions:
+    """The server-side session store, without a read per Socket.IO event.
+
+    Flask-SocketIO pushes a request context for every event, which opens the session from
+    the store (a file, or a Redis round trip), then swaps in the copy it keeps for the
+    socket (``saved_session`` in the socket's environ). Handing over that copy at once
+    skips a read whose result would be thrown away.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        """The socket's own session for a Socket.IO event, else the stored one."""
+        saved = request.environ.get("saved_session")
+        return saved if saved is not None else self._inner.open_session(app, request)
 
 
 def _init_socketio(app: Flask) -> None:
@@ -169,6 +191,7 @@ def _init_socketio(app: Flask) -> None:
         client_manager=queue,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
+        transports=[t.strip() for t in app.config["SOCKETIO_TRANSPORTS"].split(",") if t.strip()],
         logger=False,
         engineio_logger=False,
     )
@@ -219,6 +242,9 @@ def _register_pages(app: Flask) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
+        # A logged-in page must not come back from the browser's cache (Back after logout).
+        if g.get("user") is not None and response.mimetype in ("text/html", "application/json"):
+            headers.setdefault("Cache-Control", "no-store")
         return response
 
     @app.context_processor
@@ -564,6 +590,18 @@ def print_addresses(host: str, port: int) -> None:
     print(flush=True)
 
 
+def disable_websocket_compression() -> None:
+    """Answer no to the browser's offer of permessage-deflate on eventlet's WebSockets.
+
+    Chat frames are small JSON: compressing each one for each socket saves few bytes, yet
+    it took a tenth of the server's time per message and a zlib state per socket.
+    eventlet has no setting for it, hence the patch of its negotiation.
+    """
+    from eventlet import websocket
+
+    websocket.WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
+
+
 def main() -> None:
     """Start the chat on eventlet with the settings from the environment."""
     logging.basicConfig(
@@ -578,6 +616,7 @@ def main() -> None:
     host, port = app.config["HOST"], app.config["PORT"]
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
+    disable_websocket_compression()
     print_addresses(host, port)
     socketio.start_background_task(events.presence_heartbeat, app)
     # eventlet's server stops accepting at 1,024 connections unless max_size is raised.

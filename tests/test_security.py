@@ -469,3 +469,9 @@ def test_forwarded_addresses_count_only_behind_a_declared_proxy(make_app):
     assert codes(make_app(LOGIN_RATE_LIMIT="2 per minute")) == [400, 400, 429]
     behind_proxy = make_app(LOGIN_RATE_LIMIT="2 per minute", TRUSTED_PROXIES=1)
     assert codes(behind_proxy) == [400, 400, 400]
+
+
+def test_logged_in_pages_are_not_kept_in_the_browsers_cache(alice, client):
+    assert alice.http.get("/chats").headers["Cache-Control"] == "no-store"
+    assert alice.http.get("/find?q=").headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/login").headers.get("Cache-Control", "")
