@@ -1,0 +1,121 @@
+"""What scaling out costs per message, measured in one process and one run.
+
+- Database: the statements of one sent message (the membership check, then the insert that
+  moves the chat's last message, in one transaction), on SQLite and on PostgreSQL.
+- Redis: the two emits of one delivered message, through Redis's message queue (a publish
+  each) versus in-process rooms.
+
+    python -m bench.scaleout            # 2,000 messages per round, 5 rounds
+    python -m bench.scaleout --messages 200 --rounds 1
+
+Needs the PostgreSQL and Redis of the test suite (TEST_POSTGRES_URL, TEST_REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import db_commands
+from app import create_app, socketio
+from helpers import chat_room, view_room
+from tests.conftest import make_config
+from tests.postgres import TEST_POSTGRES_URL
+from tests.redis_server import TEST_REDIS_URL
+
+
+@contextlib.contextmanager
+def postgres_url() -> Iterator[str]:
+    """A throwaway schema on the test PostgreSQL (not through pytest's skip rule)."""
+    import psycopg2
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(TEST_POSTGRES_URL)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{TEST_POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.cursor().execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def rounds_of(work: Callable[[int], None], messages: int, rounds: int) -> list[float]:
+    """Microseconds per message of ``work(round)``, one figure per round."""
+    figures = []
+    for number in range(rounds):
+        started = time.perf_counter()
+        work(number)
+        figures.append((time.perf_counter() - started) / messages * 1e6)
+    return figures
+
+
+def database_cost(app: Flask, messages: int, rounds: int) -> list[float]:
+    """Per message: the sender's membership check and the stored insert."""
+    with app.app_context():
+        user_id = db_commands.insert_user("bench", "x", app.config["DEFAULT_CHANNEL"])
+        chat_id = db_commands.get_or_insert_direct_chat(user_id, user_id)[0]
+
+    def send(round_number: int) -> None:
+        with app.app_context():
+            for n in range(messages):
+                db_commands.get_membership(chat_id, user_id)
+                db_commands.insert_message(chat_id, user_id, "hello", f"r{round_number}-{n}")
+
+    return rounds_of(send, messages, rounds)
+
+
+def emit_cost(app: Flask, messages: int, rounds: int) -> list[float]:
+    """Per message: the two room emits of a delivered message."""
+    payload = {"message": {"id": 1, "chat_id": 7, "body": "hello", "sender_name": "bench"}}
+
+    def deliver(_round: int) -> None:
+        with app.app_context():
+            for _ in range(messages):
+                socketio.emit("message_received_from_current_chat", payload, to=view_room(7))
+                socketio.emit("message_received_from_another_chat", payload, to=chat_room(7))
+
+    return rounds_of(deliver, messages, rounds)
+
+
+def summary(figures: list[float]) -> str:
+    return f"{statistics.median(figures):,.0f} µs (min {min(figures):,.0f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder, postgres_url() as pg_url:
+        base = Path(folder)
+        for name, url in [("SQLite", f"sqlite:///{base / 'chat.db'}"), ("PostgreSQL", pg_url)]:
+            app = create_app(make_config(base / name, DATABASE_URL=url))
+            results[f"database: {name}"] = database_cost(app, args.messages, args.rounds)
+            app.extensions["database"].close()
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        for name, extra in [
+            ("in-process rooms", {}),
+            ("Redis message queue", {"REDIS_URL": TEST_REDIS_URL, "REDIS_PREFIX": prefix}),
+        ]:
+            app = create_app(make_config(base / name.replace(" ", "-"), **extra))
+            results[f"emits: {name}"] = emit_cost(app, args.messages, args.rounds)
+            app.extensions["database"].close()
+    print(f"| per message ({args.messages:,} messages × {args.rounds} rounds) | median (min) |")
+    print("|---|---|")
+    for name, figures in results.items():
+        print(f"| {name} | {summary(figures)} |")
+
+
+if __name__ == "__main__":
+    main()
