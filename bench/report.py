@@ -72,8 +72,8 @@ def capacity_table(runs: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a and b else None
+def _ratio(a: float | None, b: float | None) -> str | None:
+    return f"{a / b:.2f}" if a and b else None
 
 
 def sweep_table(runs: list[dict[str, Any]]) -> str:
@@ -169,7 +169,11 @@ def connections_table(runs: list[dict[str, Any]]) -> str:
                         stage["connections"],
                         stage["open"],
                         round(stage["server_rss_kib"] / 1024, 1),
-                        stage["kib_per_connection"],
+                        round(
+                            (stage["server_rss_kib"] - result["baseline_rss_kib"])
+                            / max(stage["open"], 1),
+                            1,
+                        ),
                         round((stage["connections"]) / max(stage["connect_seconds"], 1e-9)),
                     ]
                 )
@@ -195,7 +199,7 @@ def connections_table(runs: list[dict[str, Any]]) -> str:
         "connections",
         "open",
         "server RSS (MiB)",
-        "KiB per connection",
+        "KiB per open socket",
         "connects/s",
     ]
     return _table(header, rows)

@@ -27,7 +27,7 @@ SHORT: dict[str, Any] = {
     "capacity": {
         "users": 60,
         "group_size": 2,
-        "rates": [100, 200, 300, 450, 650, 900, 1200],
+        "rates": [100, 200, 400, 600, 900, 1200, 1600, 2000],
         "step_seconds": 3,
         "max_connections": 10_000,
         "timeout_seconds": 120,

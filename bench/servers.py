@@ -24,8 +24,8 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 # Settings that throttle a user (messages per second, logins per minute): raised so that
 # the benchmark measures the server, not the limits, while the limiter still runs. Their
-# names are read from app.py's DEFAULTS: "..._RATE_LIMIT" settings take a rate string,
-# "..._PER_SECOND", "..._BURST" and "..._ATTEMPTS" settings a number.
+# names are read from the defaults in app.py or settings.py: "..._RATE_LIMIT" settings
+# take a rate string, "..._PER_SECOND", "..._BURST" and "..._ATTEMPTS" settings a number.
 RATE_STRING_SETTING = re.compile(r'"([A-Z_]+_RATE_LIMIT)"\s*:')
 NUMBER_SETTING = re.compile(r'"([A-Z_]+(?:_PER_SECOND|_PER_MINUTE|_BURST|_ATTEMPTS))"\s*:')
 HIGH_RATE = "1000000 per second"
@@ -95,7 +95,11 @@ def rss_kib(pid: int) -> int:
 
 def limit_overrides(app_dir: Path) -> dict[str, str]:
     """Every per-user rate limit the chat at ``app_dir`` knows, raised out of the way."""
-    source = (app_dir / "app.py").read_text()
+    source = "".join(
+        (app_dir / name).read_text()
+        for name in ("app.py", "settings.py")
+        if (app_dir / name).exists()
+    )
     numbers = set(NUMBER_SETTING.findall(source)) | {"MESSAGE_RATE_PER_SECOND", "MESSAGE_BURST"}
     settings = dict.fromkeys(sorted(numbers), HIGH_NUMBER)
     settings.update(dict.fromkeys(sorted(RATE_STRING_SETTING.findall(source)), HIGH_RATE))

@@ -557,27 +557,30 @@ async function scenarioHold(browsers, sockets) {
     }
     await settle(sockets, 1000, spec.settle_seconds * 1000);
     const rss = serverRssKib();
+    const open = sockets.filter((entry) => entry.socket.connected).length;
     out({
       event: 'stage',
       connections: count,
-      open: sockets.filter((entry) => entry.socket.connected).length,
+      open,
       connect_seconds: round(seconds, 2),
       server_rss_kib: rss,
-      kib_per_connection: round((rss - baseline) / count, 2),
+      kib_per_open_socket: round((rss - baseline) / Math.max(open, 1), 2),
     });
   }
   // Every socket is still alive: one message in General Talk reaches each of them.
   const tracker = new Tracker();
   sockets.forEach((entry) => tracker.listen(entry));
   const step = newStep(0);
-  send(tracker, step, sockets[0], 1, sockets.length - 1);
+  const open = sockets.filter((entry) => entry.socket.connected);
+  const sender = open[0] || sockets[0];
+  send(tracker, step, sender, 1, open.length - 1);
   const record = [...tracker.messages.values()][0];
   await drain(tracker, step, spec.drain_seconds * 1000);
   const times = [...record.arrivals.values()].map((t) => t - record.sentAt);
   const result = finishStep(tracker, step, {});
   out({
     event: 'broadcast',
-    receivers: sockets.length - 1,
+    receivers: open.length - 1,
     delivered: result.delivered,
     lost: result.lost,
     last_ms: times.length ? round(Math.max(...times), 2) : null,
