@@ -11,8 +11,15 @@
 //   fanout  every user in one chat (General Talk, id 1); one sender; time to the last member.
 //   hold    open `stages` sockets in turn; the server's memory at each stage.
 // Every loop is bounded in count and time: `timeout_seconds` ends the run whatever happens.
+//
+// Against several workers behind nginx (sticky by client address), `source_addresses` gives
+// each user a loopback address of its own (127.0.x.y) for its logins and sockets, as
+// machines on a LAN would have; `server_pids` are the workers (their CPU counts as the
+// server's) and `cpu_groups` names other processes whose CPU is reported on its own
+// (nginx, Redis, PostgreSQL).
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { io } from 'socket.io-client';
 
@@ -37,18 +44,72 @@ const guard = setTimeout(() => {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// -- the server process, read from /proc (same machine) ---------------------------------
+// -- the server's processes, read from /proc (same machine) -----------------------------
 
-function serverCpuSeconds() {
-  const stat = readFileSync(`/proc/${spec.server_pid}/stat`, 'utf8');
+const serverPids = spec.server_pids || [spec.server_pid];
+
+function cpuSecondsOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / clockTicks; // utime + stime
 }
 
+function serverCpuSeconds() {
+  return serverPids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+}
+
 function serverRssKib() {
-  const status = readFileSync(`/proc/${spec.server_pid}/status`, 'utf8');
-  const match = status.match(/^VmRSS:\s+(\d+) kB/m);
-  return match ? Number(match[1]) : null;
+  let total = 0;
+  for (const pid of serverPids) {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = status.match(/^VmRSS:\s+(\d+) kB/m);
+    if (!match) return null;
+    total += Number(match[1]);
+  }
+  return total;
+}
+
+// A group of processes whose CPU is reported beside the server's: {tree: [pid, ...]} is
+// those processes and their descendants (nginx's master and its workers), {comm: "name"}
+// every process of that name (PostgreSQL forks one per connection).
+function readOr(path, fallback) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return fallback; // the process ended meanwhile
+  }
+}
+
+function groupPids(group) {
+  if (group.comm) {
+    return readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name) && readOr(`/proc/${name}/comm`, '').trim() === group.comm)
+      .map(Number);
+  }
+  const found = [];
+  const queue = [...group.tree];
+  while (queue.length && found.length < 10000) {
+    const pid = queue.shift();
+    found.push(pid);
+    queue.push(...readOr(`/proc/${pid}/task/${pid}/children`, '').split(' ').filter(Boolean).map(Number));
+  }
+  return found;
+}
+
+// CPU seconds of each process of each group, now: {group: Map(pid -> seconds)}.
+function groupCpu() {
+  const groups = {};
+  for (const [name, group] of Object.entries(spec.cpu_groups || {})) {
+    groups[name] = new Map();
+    for (const pid of groupPids(group)) {
+      try {
+        groups[name].set(pid, cpuSecondsOf(pid));
+      } catch {
+        // ended between the listing and the read
+      }
+    }
+  }
+  return groups;
 }
 
 // CPU seconds the whole machine spent busy (all cores), from /proc/stat.
@@ -58,12 +119,15 @@ function machineBusySeconds() {
   return (user + nice + system + irq + softirq + steal) / clockTicks;
 }
 
-// CPU use over an interval, in % of one core: the server's, the generator's, and everyone
-// else's on the machine (other work running beside the benchmark makes its figures noisy).
+// CPU use over an interval, in % of one core: the server's (all its workers together), each
+// group's, the generator's, and everyone else's on the machine (other work running beside
+// the benchmark makes its figures noisy). A process of a group that started during the
+// interval counts from zero; one that ended during it is missed.
 function cpuMeter() {
   const start = {
     wall: performance.now(),
     server: serverCpuSeconds(),
+    groups: groupCpu(),
     own: process.cpuUsage(),
     machine: machineBusySeconds(),
   };
@@ -72,12 +136,22 @@ function cpuMeter() {
     const ownUsage = process.cpuUsage(start.own);
     const own = (ownUsage.user + ownUsage.system) / 1e6;
     const server = serverCpuSeconds() - start.server;
+    const groups = {};
+    let grouped = 0;
+    for (const [name, now] of Object.entries(groupCpu())) {
+      let seconds = 0;
+      for (const [pid, cpu] of now) seconds += cpu - (start.groups[name].get(pid) ?? 0);
+      groups[`${name}_cpu_seconds`] = round(seconds, 3);
+      groups[`${name}_cpu_pct`] = round((100 * seconds) / wall);
+      grouped += seconds;
+    }
     const machine = machineBusySeconds() - start.machine;
     return {
       server_cpu_seconds: round(server, 3),
       server_cpu_pct: round((100 * server) / wall),
+      ...groups,
       loadgen_cpu_pct: round((100 * own) / wall),
-      others_cpu_pct: round(Math.max(0, (100 * (machine - server - own)) / wall)),
+      others_cpu_pct: round(Math.max(0, (100 * (machine - server - grouped - own)) / wall)),
     };
   };
 }
@@ -104,9 +178,31 @@ function percentiles(values) {
 
 // -- HTTP: the real forms ---------------------------------------------------------------
 
+// One HTTP request from `localAddress` (if given); no redirects followed.
+function httpRequest(url, { method = 'GET', headers = {}, body = null, localAddress } = {}) {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method, headers, localAddress }, (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode,
+          setCookies: response.headers['set-cookie'] || [],
+          text: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+      response.on('error', reject);
+    });
+    request.setTimeout(spec.ack_timeout_ms, () => request.destroy(new Error(`${method} ${url} timed out`)));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
 class Browser {
-  constructor(name) {
+  constructor(name, localAddress) {
     this.name = name;
+    this.localAddress = localAddress; // undefined: the system's choice (127.0.0.1)
     this.cookies = new Map();
   }
 
@@ -115,12 +211,13 @@ class Browser {
   }
 
   async request(path, options = {}) {
-    const response = await fetch(spec.url + path, {
+    const response = await httpRequest(spec.url + path, {
       ...options,
-      redirect: 'manual',
-      headers: { ...(options.headers || {}), Cookie: this.cookieHeader() },
+      // A connection per request: none is left open to be counted as a socket.
+      headers: { ...(options.headers || {}), Cookie: this.cookieHeader(), Connection: 'close' },
+      localAddress: this.localAddress,
     });
-    for (const line of response.headers.getSetCookie()) {
+    for (const line of response.setCookies) {
       const [pair] = line.split(';');
       const cut = pair.indexOf('=');
       this.cookies.set(pair.slice(0, cut).trim(), pair.slice(cut + 1).trim());
@@ -129,13 +226,16 @@ class Browser {
   }
 
   async postForm(path, fields) {
-    const page = await (await this.request(path)).text();
+    const page = (await this.request(path)).text;
     const input = page.match(/<input[^>]*name="csrf_token"[^>]*>/);
     if (!input) throw new Error(`${path} has no CSRF token`);
     const token = input[0].match(/value="([^"]+)"/)[1];
-    const body = new URLSearchParams({ ...fields, csrf_token: token });
-    const response = await this.request(path, { method: 'POST', body });
-    await response.arrayBuffer();
+    const body = new URLSearchParams({ ...fields, csrf_token: token }).toString();
+    const response = await this.request(path, {
+      method: 'POST',
+      body,
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
     if (response.status !== 303) throw new Error(`POST ${path} answered ${response.status}`);
   }
 
@@ -167,11 +267,12 @@ async function inBatches(count, concurrency, work) {
 
 // -- sockets ----------------------------------------------------------------------------
 
-function connectSocket(cookie) {
+function connectSocket(cookie, localAddress) {
   return new Promise((resolve, reject) => {
     const socket = io(spec.url, {
       transports: ['websocket'],
       extraHeaders: cookie ? { Cookie: cookie } : {},
+      localAddress, // passed to the WebSocket's TCP connection
       reconnection: false,
       forceNew: true,
       timeout: 20000,
@@ -194,9 +295,14 @@ async function call(socket, event, payload) {
 
 async function setUpUsers() {
   const started = performance.now();
+  const addresses = spec.source_addresses || [];
   const browsers = Array.from(
     { length: spec.users },
-    (_, index) => new Browser(`${spec.user_prefix}${index}`),
+    (_, index) =>
+      new Browser(
+        `${spec.user_prefix}${index}`,
+        addresses.length ? addresses[index % addresses.length] : undefined,
+      ),
   );
   if (chatMode) {
     const errors = await inBatches(browsers.length, spec.setup_concurrency, async (index) => {
@@ -216,7 +322,10 @@ async function connectAll(browsers, count, sockets) {
   const errors = await inBatches(count - first, spec.setup_concurrency, async (offset) => {
     const index = first + offset;
     const user = index % browsers.length;
-    const socket = await connectSocket(chatMode ? browsers[user].cookieHeader() : null);
+    const socket = await connectSocket(
+      chatMode ? browsers[user].cookieHeader() : null,
+      browsers[user].localAddress,
+    );
     sockets[index] = { socket, user, index };
   });
   if (errors.length) throw new Error(`${errors.length} sockets refused: ${errors[0]}`);
@@ -425,6 +534,12 @@ async function runStep(tracker, senders, rate, seconds) {
     loadgen_loop_delay_p99_ms: round(loopDelay.percentile(99) / 1e6, 2),
     server_rss_kib: serverRssKib(),
     server_cpu_us_per_message: round((1e6 * cpu.server_cpu_seconds) / Math.max(step.sent, 1)),
+    ...Object.fromEntries(
+      Object.keys(spec.cpu_groups || {}).map((name) => [
+        `${name}_cpu_us_per_message`,
+        round((1e6 * cpu[`${name}_cpu_seconds`]) / Math.max(step.sent, 1)),
+      ]),
+    ),
     ...cpu,
   });
 }
