@@ -15,6 +15,13 @@ from typing import Any
 from bench import scenarios
 
 KINDS = ("chat", "relay")
+CLUSTER_NAMES = {
+    "chat-pg": "1 process, no nginx",
+    "cluster-1": "1 worker behind nginx",
+    "cluster-2": "2 workers behind nginx",
+}
+# Besides the workers' own: CPU of these processes, per step (loadgen.mjs's cpu_groups).
+CPU_GROUPS = ("nginx", "redis", "postgres")
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -113,6 +120,101 @@ def sweep_table(runs: list[dict[str, Any]]) -> str:
             "loadgen / other work CPU %",
             "passes",
         ]
+    return _table(header, rows)
+
+
+def machine_cpu_pct(step: dict[str, Any]) -> float:
+    """Everything the machine's cores did during a step, in % of one core."""
+    parts = ["server", *CPU_GROUPS, "loadgen", "others"]
+    return round(sum(step.get(f"{part}_cpu_pct") or 0 for part in parts), 1)
+
+
+def _spread(result: dict[str, Any]) -> str:
+    spread = result.get("spread")
+    if not spread:
+        return "–"
+    counts = " / ".join(f"{n:,}" for n in spread["sockets_per_worker"].values())
+    return f"{counts} (from {spread['client_addresses']:,} addresses)"
+
+
+def cluster_table(runs: list[dict[str, Any]]) -> str:
+    """The chat on PostgreSQL and Redis: one process, 1 and 2 workers behind nginx.
+    CPU per message is that of the busiest step that passed."""
+    rows = []
+    for run in runs:
+        for kind, result in run.get("cluster", {}).items():
+            steps = result["steps"]
+            best = next((s for s in steps if s["offered_rate"] == result["capacity"]), None)
+            passed = [s for s in steps if s["passed"]]
+            busiest = max(passed, key=lambda s: s["server_cpu_pct"]) if passed else {}
+            rows.append(
+                [
+                    run["label"],
+                    CLUSTER_NAMES.get(kind, kind),
+                    result["capacity"],
+                    best and best["latency_ms"]["p99"],
+                    busiest.get("offered_rate"),
+                    busiest.get("server_cpu_pct"),
+                    busiest.get("server_cpu_us_per_message"),
+                    *[busiest.get(f"{group}_cpu_us_per_message") for group in CPU_GROUPS],
+                    busiest and machine_cpu_pct(busiest),
+                    _spread(result),
+                    f"{result['stored_messages']:,} of {scenarios.sent_in(steps):,}",
+                ]
+            )
+    header = [
+        "run",
+        "chat on PostgreSQL + Redis",
+        "capacity (msg/s)",
+        "p99 at capacity (ms)",
+        "busiest passing step (msg/s)",
+        "workers' CPU % there",
+        "workers' CPU µs per message",
+        "nginx µs per message",
+        "Redis µs per message",
+        "PostgreSQL µs per message",
+        "machine CPU % there (of 200)",
+        "sockets per worker",
+        "messages stored",
+    ]
+    return _table(header, rows)
+
+
+def cluster_sweep_table(runs: list[dict[str, Any]]) -> str:
+    """Every step of the scaled-out sweeps, with the CPU of each part."""
+    rows = []
+    for run in runs:
+        for kind, result in run.get("cluster", {}).items():
+            for step in result["steps"]:
+                latency = step["latency_ms"]
+                rows.append(
+                    [
+                        run["label"],
+                        CLUSTER_NAMES.get(kind, kind),
+                        step["offered_rate"],
+                        f"{_fmt(latency['p50'])} / {_fmt(latency['p99'])} / {_fmt(latency['max'])}",
+                        step["lost"] + step["ack_errors"] + step["ack_timeouts"],
+                        f"{_fmt(step['server_cpu_pct'])} "
+                        f"({_fmt(step.get('server_cpu_us_per_message'), 0)})",
+                        " / ".join(_fmt(step.get(f"{group}_cpu_pct")) for group in CPU_GROUPS),
+                        f"{_fmt(step['loadgen_cpu_pct'])} / {_fmt(step.get('others_cpu_pct'))}",
+                        machine_cpu_pct(step),
+                        ("ok" if step["passed"] else "no")
+                        + (" (2nd try)" if "first_attempt" in step else ""),
+                    ]
+                )
+    header = [
+        "run",
+        "chat",
+        "offered msg/s",
+        "p50 / p99 / max ms",
+        "lost+errors",
+        "workers' CPU % (µs per message)",
+        "nginx / Redis / PostgreSQL CPU %",
+        "loadgen / other work CPU %",
+        "machine CPU % (of 200)",
+        "passes",
+    ]
     return _table(header, rows)
 
 
@@ -370,6 +472,8 @@ def summary(runs: list[dict[str, Any]]) -> str:
         ("History pages", history_table),
         ("Chat list", chat_list_table),
         ("Profile", profile_table),
+        ("Scaled out: capacity on PostgreSQL and Redis, 1 and 2 workers", cluster_table),
+        ("Scaled out: rate sweep", cluster_sweep_table),
     ]
     text = []
     for title, make in sections:

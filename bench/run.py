@@ -4,8 +4,11 @@ paging and the chat list, optionally a profile; write the results as JSON and a 
     python -m bench.run                 # short version (`make bench`, under 3 minutes)
     python -m bench.run --full          # the figures of bench/README.md
     python -m bench.run --full --app-dir ../other-checkout --label proposed
+    python -m bench.run --full --only cluster --label cluster   # needs nginx, Redis, PostgreSQL
 
-Each scenario runs against the chat, then against the relay, in the same run.
+Each scenario runs against the chat, then against the relay, in the same run. ``cluster``
+(not run unless named) sweeps the chat on PostgreSQL and Redis instead: one process without
+nginx, then 1 and 2 workers behind nginx.
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ SHORT: dict[str, Any] = {
     },
     "history": {"messages": 100_000},
     "profile": None,
+    "cluster": {
+        "users": 60,
+        "group_size": 2,
+        "rates": [100, 200, 400, 600, 900, 1200],
+        "step_seconds": 3,
+        "max_connections": 10_000,
+        "timeout_seconds": 150,
+        "kinds": list(scenarios.CLUSTER_KINDS),
+    },
 }
 
 FULL: dict[str, Any] = {
@@ -63,9 +75,20 @@ FULL: dict[str, Any] = {
     },
     "history": {"messages": 1_000_000},
     "profile": {"share_of_capacity": 0.8, "seconds": 15, "users": 200},
+    "cluster": {
+        "users": 200,
+        "group_size": 2,
+        "rates": [100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1400, 1700, 2000],
+        "step_seconds": 5,
+        "max_connections": 10_000,
+        "timeout_seconds": 400,
+        "kinds": list(scenarios.CLUSTER_KINDS),
+    },
 }
 
 SCENARIOS = ("capacity", "fanout", "connections", "history", "profile")
+# Run only when named in --only: they need nginx, Redis and PostgreSQL on this machine.
+OPTIONAL_SCENARIOS = ("cluster",)
 
 
 def machine() -> dict[str, Any]:
@@ -151,6 +174,11 @@ def run_all(
         }
         results["seconds"][name] = round(time.monotonic() - started, 1)
         print(f"[bench] {name}: {results['seconds'][name]} s", file=sys.stderr, flush=True)
+    if "cluster" in only:
+        started = time.monotonic()
+        results["cluster"] = scenarios.cluster(folder / "cluster", app_dir, settings["cluster"])
+        results["seconds"]["cluster"] = round(time.monotonic() - started, 1)
+        print(f"[bench] cluster: {results['seconds']['cluster']} s", file=sys.stderr, flush=True)
     if "history" in only:
         started = time.monotonic()
         results["history"] = run_history(settings["history"], app_dir, folder)
@@ -170,7 +198,11 @@ def main() -> None:
     """Parse the command line, run, write results.json and summary.md (and plots)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the full figures (about 20 min)")
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, of {', '.join(SCENARIOS + OPTIONAL_SCENARIOS)}",
+    )
     parser.add_argument("--app-dir", type=Path, default=servers.ROOT, help="checkout to measure")
     parser.add_argument("--label", default="main", help="name of this run in the tables")
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/...)")
@@ -187,6 +219,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     app_dir = args.app_dir.resolve()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = only - set(SCENARIOS) - set(OPTIONAL_SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario: {', '.join(sorted(unknown))}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         results = run_all(FULL if args.full else SHORT, only, app_dir, Path(folder))

@@ -1,8 +1,15 @@
 """The live scenarios, each run against the chat and the relay in turn: capacity (a sweep of
-offered rates), fan-out to one big channel, and many open connections."""
+offered rates), fan-out to one big channel, and many open connections; and the capacity of
+the chat scaled out (PostgreSQL, Redis, 1 or 2 workers behind nginx).
+
+Kinds of server: ``chat`` (``python app.py`` on SQLite), ``relay`` (bench/baseline_relay.py),
+``chat-pg`` (``python app.py`` on PostgreSQL and Redis, no nginx) and ``cluster-N`` (N
+workers on PostgreSQL and Redis behind nginx, started by deploy/cluster.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -10,11 +17,38 @@ from typing import Any
 
 from bench import loadgen, servers
 
+CLUSTER_KINDS = ("chat-pg", "cluster-1", "cluster-2")
 
-def _start(kind: str, folder: Path, app_dir: Path, max_connections: int) -> servers.Server:
+
+def _start(
+    kind: str,
+    folder: Path,
+    app_dir: Path,
+    max_connections: int,
+    stack: contextlib.ExitStack,
+) -> servers.Server:
+    """Start a server of ``kind``; what it leaves behind (a PostgreSQL schema, Redis keys)
+    is removed when ``stack`` closes."""
+    if kind == "relay":
+        return servers.start_relay(folder, max_connections)
+    settings = {"MAX_CONNECTIONS": str(max_connections)}
     if kind == "chat":
-        return servers.start_chat(folder, app_dir, MAX_CONNECTIONS=str(max_connections))
-    return servers.start_relay(folder, max_connections)
+        return servers.start_chat(folder, app_dir, **settings)
+    settings.update(
+        servers.scaled_out_settings(
+            stack.enter_context(servers.postgres_schema()),
+            stack.enter_context(servers.redis_prefix()),
+        )
+    )
+    if kind == "chat-pg":
+        server = servers.start_chat(folder, app_dir, **settings)
+    elif kind.startswith("cluster-"):
+        workers = int(kind.removeprefix("cluster-"))
+        server = servers.start_cluster(folder, app_dir, workers, settings)
+    else:
+        raise ValueError(f"unknown kind of server {kind!r}")
+    server.cpu_groups.update(servers.backing_cpu_groups())
+    return server
 
 
 def _records(records: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
@@ -27,24 +61,69 @@ def stored_messages(database_path: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
 
 
+def stored_messages_of(server: servers.Server) -> int | None:
+    """How many messages the server's database holds, SQLite or PostgreSQL."""
+    if server.database_path is not None:
+        return stored_messages(server.database_path)
+    if server.database_url is not None:
+        return servers.count_rows(server.database_url, "messages")
+    return None
+
+
+def sockets_per_worker(server: servers.Server) -> dict[str, Any]:
+    """Where the load generator's sockets are: TCP connections established to each worker
+    (from nginx, or from the clients without it), and how many client addresses reach the
+    public port."""
+    ports = sorted(server.workers.values()) or [server.port]
+    clients = servers.established_connections(server.port)
+    return {
+        "sockets_per_worker": {
+            str(port): sum(servers.established_connections(port).values()) for port in ports
+        },
+        "client_addresses": len(clients),
+        "client_connections": sum(clients.values()),
+    }
+
+
 def _run(
     kind: str, folder: Path, app_dir: Path, spec: dict[str, Any], max_connections: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Start a server, run one load generator scenario against it, stop it."""
-    server = _start(kind, folder / kind, app_dir, max_connections)
-    load_before = os.getloadavg()[0]
-    try:
-        records = loadgen.run({"url": server.url, "mode": kind, "server_pid": server.pid, **spec})
-        facts: dict[str, Any] = {"server_rss_kib_end": server.rss_kib()}
-    except loadgen.LoadgenError as error:
-        raise loadgen.LoadgenError(f"{error}\n{kind} server output:\n{server.log_tail()}") from None
-    finally:
-        server.stop()
-    facts["loadavg_before"] = round(load_before, 2)
-    facts["loadavg_after"] = round(os.getloadavg()[0], 2)
-    if kind == "chat" and server.database_path is not None:
-        facts["stored_messages"] = stored_messages(server.database_path)
-    return records, facts
+    with contextlib.ExitStack() as stack:
+        server = _start(kind, folder / kind, app_dir, max_connections, stack)
+        load_before = os.getloadavg()[0]
+        facts: dict[str, Any] = {}
+
+        def on_record(record: dict[str, Any]) -> None:
+            # Every socket is open and in its chat: count where they are.
+            if record.get("event") == "ready":
+                facts["spread"] = sockets_per_worker(server)
+
+        try:
+            records = loadgen.run(
+                {
+                    "url": server.url,
+                    "mode": "relay" if kind == "relay" else "chat",
+                    "server_pids": server.server_pids,
+                    "cpu_groups": server.cpu_groups,
+                    **spec,
+                },
+                on_record,
+            )
+            facts["server_rss_kib_end"] = server.rss_kib()
+        except loadgen.LoadgenError as error:
+            raise loadgen.LoadgenError(
+                f"{error}\n{kind} server output:\n{server.log_tail()}"
+            ) from None
+        finally:
+            server.stop()
+        facts["loadavg_before"] = round(load_before, 2)
+        facts["loadavg_after"] = round(os.getloadavg()[0], 2)
+        if kind != "relay":
+            facts["stored_messages"] = stored_messages_of(server)
+        if server.workers:
+            facts["workers"] = len(server.workers)
+        return records, facts
 
 
 def sent_in(steps: list[dict[str, Any]]) -> int:
@@ -85,6 +164,10 @@ def capacity(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> 
         "timeout_seconds": config["timeout_seconds"],
         "retry_failed_steps": config.get("retry_failed_steps", True),
     }
+    if config.get("source_addresses"):
+        # A loopback address per user, so nginx's stickiness by client address spreads
+        # them over the workers as it would spread machines on a LAN.
+        spec["source_addresses"] = servers.source_addresses(config["users"])
     records, facts = _run(kind, folder, app_dir, spec, config["max_connections"])
     steps = _records(records, "step")
     result = {
@@ -98,9 +181,22 @@ def capacity(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> 
         "acked": sum(step["acked"] for step in steps),
         **facts,
     }
-    if kind == "chat":
+    if kind != "relay":
         result["every_message_stored"] = result["stored_messages"] == result["sent"]
     return result
+
+
+def cluster(folder: Path, app_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The capacity sweep against the chat on PostgreSQL and Redis: one ``python app.py``
+    without nginx, then 1 and 2 workers behind nginx (``config["kinds"]``), every user
+    from a loopback address of its own."""
+    problem = servers.cluster_problem()
+    if problem:
+        raise RuntimeError(f"the cluster benchmark needs nginx, Redis and PostgreSQL: {problem}")
+    sweep = {**config, "source_addresses": True}
+    return {
+        kind: capacity(kind, folder, app_dir, sweep) for kind in config.get("kinds", CLUSTER_KINDS)
+    }
 
 
 def fanout(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
