@@ -26,12 +26,14 @@ def _start(
     app_dir: Path,
     max_connections: int,
     stack: contextlib.ExitStack,
+    chat_settings: dict[str, str] | None = None,
 ) -> servers.Server:
-    """Start a server of ``kind``; what it leaves behind (a PostgreSQL schema, Redis keys)
-    is removed when ``stack`` closes."""
+    """Start a server of ``kind`` (the chat with ``chat_settings`` on top of the benchmark's);
+    what it leaves behind (a PostgreSQL schema, Redis keys) is removed when ``stack``
+    closes."""
     if kind == "relay":
         return servers.start_relay(folder, max_connections)
-    settings = {"MAX_CONNECTIONS": str(max_connections)}
+    settings = {"MAX_CONNECTIONS": str(max_connections), **(chat_settings or {})}
     if kind == "chat":
         return servers.start_chat(folder, app_dir, **settings)
     settings.update(
@@ -86,11 +88,16 @@ def sockets_per_worker(server: servers.Server) -> dict[str, Any]:
 
 
 def _run(
-    kind: str, folder: Path, app_dir: Path, spec: dict[str, Any], max_connections: int
+    kind: str,
+    folder: Path,
+    app_dir: Path,
+    spec: dict[str, Any],
+    max_connections: int,
+    chat_settings: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Start a server, run one load generator scenario against it, stop it."""
     with contextlib.ExitStack() as stack:
-        server = _start(kind, folder / kind, app_dir, max_connections, stack)
+        server = _start(kind, folder / kind, app_dir, max_connections, stack, chat_settings)
         load_before = os.getloadavg()[0]
         facts: dict[str, Any] = {}
 
@@ -168,7 +175,8 @@ def capacity(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> 
         # A loopback address per user, so nginx's stickiness by client address spreads
         # them over the workers as it would spread machines on a LAN.
         spec["source_addresses"] = servers.source_addresses(config["users"])
-    records, facts = _run(kind, folder, app_dir, spec, config["max_connections"])
+    chat_settings = config.get("chat_settings", {})
+    records, facts = _run(kind, folder, app_dir, spec, config["max_connections"], chat_settings)
     steps = _records(records, "step")
     result = {
         "kind": kind,
@@ -179,6 +187,7 @@ def capacity(kind: str, folder: Path, app_dir: Path, config: dict[str, Any]) -> 
         "cpu_ceiling": cpu_ceiling_of(steps),
         "sent": sent_in(steps),
         "acked": sum(step["acked"] for step in steps),
+        **({"chat_settings": chat_settings} if chat_settings else {}),
         **facts,
     }
     if kind != "relay":
