@@ -1,7 +1,8 @@
 """Every Socket.IO handler: parse the payload, check it, call db_commands, emit. No SQL here.
 
-Rooms (helpers.py): each socket joins ``user:<id>``, ``chat:<id>`` for each chat of its user,
-and ``view:<id>`` for the one chat it has open. Every fan-out is one emit to one room.
+Rooms (helpers.py): each socket joins ``user:<id>``, and for each chat of its user either
+``view:<id>`` (the one chat it has open) or ``chat:<id>`` (all the others). Every fan-out is
+one emit per room, never one per member, and a message reaches each member socket once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from helpers import (
     serialize_message,
     user_room,
     view_room,
+    viewed_chat_id,
 )
 
 # Every client -> server event, by name; register() binds them all.
@@ -152,6 +154,20 @@ def _page(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [serialize_message(row) for row in messages]
 
 
+def open_chat(chat_id: int) -> None:
+    """Move this socket from ``chat:<id>`` to ``view:<id>``, and back for the chat it had
+    open: it then receives the chat's messages as ``message_received_from_current_chat``
+    and no longer also as ``message_received_from_another_chat``."""
+    previous = viewed_chat_id(rooms())
+    if previous == chat_id:
+        return
+    if previous is not None:
+        leave_room(view_room(previous))
+        join_room(chat_room(previous))
+    leave_room(chat_room(chat_id))
+    join_room(view_room(chat_id))
+
+
 @event("join_chat")
 def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Open a chat: its newest page, or everything from the first unread, or a catch-up."""
@@ -160,12 +176,8 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     chat = db_commands.get_chat_for_member(chat_id, user_id)
     if chat is None:
         raise ValidationError(NOT_A_MEMBER)
-    # Join before reading: a message stored after the read is then sure to arrive live.
-    for room in rooms():
-        if room.startswith("view:"):
-            leave_room(room)
-    join_room(view_room(chat_id))
-    join_room(chat_room(chat_id))
+    # Move rooms before reading: a message stored after the read is then sure to arrive live.
+    open_chat(chat_id)
     config = current_app.config
     unread_count = chat["unread_count"]
     first_unread_id = (
@@ -240,9 +252,10 @@ def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
 def deliver_message(
     chat: Mapping[str, Any], message: dict[str, Any], skip_sid: str | None = None
 ) -> None:
-    """Emit a stored message: to the sockets that have the chat open (but ``skip_sid``, the
-    sender's, which has the ack), to every member socket for the chat list, and to a direct
-    partner for whom the chat is new. Callable from Socket.IO handlers and HTTP routes."""
+    """Emit a stored message once to each member socket: as the current chat's to those that
+    have the chat open, as another chat's to the others (for the chat list), and to a direct
+    partner for whom the chat is new. ``skip_sid``, the sending socket, has it in its ack.
+    Callable from Socket.IO handlers and HTTP routes."""
     socketio = current_app.extensions["socketio"]
     chat_id = message["chat_id"]
     socketio.emit(
@@ -255,6 +268,7 @@ def deliver_message(
         "message_received_from_another_chat",
         {"chat_id": chat_id, "message": message},
         to=chat_room(chat_id),
+        skip_sid=skip_sid,
     )
     if chat["kind"] == "direct" and chat["last_message_id"] is None:
         partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
@@ -326,8 +340,10 @@ def list_chats(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     connected (a new direct chat, a channel joined in another tab) reaches it from now on.
     """
     chats = [serialize_chat(chat) for chat in db_commands.list_chats_for_member(user_id)]
+    open_chat_id = viewed_chat_id(rooms())
     for chat in chats:
-        join_room(chat_room(chat["id"]))
+        if chat["id"] != open_chat_id:
+            join_room(chat_room(chat["id"]))
     store = current_app.extensions["presence"].store
     online = store.online_among({chat["partner_id"] for chat in chats if chat["partner_id"]})
     for chat in chats:

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -215,13 +215,24 @@ def user_room(user_id: int) -> str:
 
 
 def chat_room(chat_id: int) -> str:
-    """Every socket of every member of a chat."""
+    """The member sockets that do not have this chat open (those are in ``view_room``).
+
+    Each member socket is in exactly one of the two rooms, so a message emitted to both,
+    each with the event its sockets need, reaches every member socket once."""
     return f"chat:{chat_id}"
 
 
 def view_room(chat_id: int) -> str:
     """The sockets that have this chat open."""
     return f"view:{chat_id}"
+
+
+def viewed_chat_id(rooms: Iterable[str]) -> int | None:
+    """The chat a socket has open, from the rooms it is in."""
+    for room in rooms:
+        if room.startswith("view:"):
+            return int(room.removeprefix("view:"))
+    return None
 
 
 # -- wire shapes ---------------------------------------------------------------------

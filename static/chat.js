@@ -50,7 +50,11 @@ const outbox = new Outbox({
   ask,
   isConnected: () => socket.connected,
   onChange: (entry) => conversation.outboxChanged(entry),
-  onStored: (entry, message) => conversation.outboxStored(entry, message),
+  onStored: (entry, message) => {
+    conversation.outboxStored(entry, message);
+    // The sending tab gets its message only in this answer: it moves its own chat up.
+    chatList.noteMessage(message.chat_id, message, { countUnread: false });
+  },
 });
 
 const composer = new Composer({
@@ -327,13 +331,12 @@ window.addEventListener('beforeunload', (event) => {
 
 // Server events
 
-socket.on('message_received_from_current_chat', (data) => {
-  if (data && data.message) conversation.receive(data.message);
-});
-
-socket.on('message_received_from_another_chat', (data) => {
+// A message reaches each socket once: as the current chat's where it is open (the
+// conversation shows it), as another chat's elsewhere; both move the chat up in the list.
+function messageArrived(data) {
   if (!data || !data.message) return;
   const chatId = Number.isInteger(data.chat_id) ? data.chat_id : data.message.chat_id;
+  conversation.receive(data.message);
   if (!chatList.has(chatId)) {
     // A chat new to this page: its first message arrives with the fresh list.
     syncChats().then(() => notifier.consider(chatList.get(chatId), data.message, conversation.shownChatId()));
@@ -344,7 +347,9 @@ socket.on('message_received_from_another_chat', (data) => {
     countUnread: !isOpen || !conversation.isFollowingLive(),
   });
   notifier.consider(chatList.get(chatId), data.message, conversation.shownChatId());
-});
+}
+socket.on('message_received_from_current_chat', messageArrived);
+socket.on('message_received_from_another_chat', messageArrived);
 
 socket.on('new_user_sent_message', () => syncChats());
 socket.on('chat_added', () => syncChats());

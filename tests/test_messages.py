@@ -99,6 +99,43 @@ def test_all_tabs_of_the_sender_stay_in_step(alice, bob):
     assert received(second, "message_received_from_current_chat") == [{"message": ack["message"]}]
 
 
+def message_events(tab) -> list[tuple[str, str]]:
+    """(event, body) of each message event a tab received since the last call."""
+    return [
+        (e["name"], e["args"][0]["message"]["body"])
+        for e in tab.get_received()
+        if e["name"].startswith("message_received_")
+    ]
+
+
+def test_each_socket_gets_a_message_once_with_the_event_it_needs(alice, bob):
+    chat_id = alice.direct_chat_with(bob)
+    other_chat_id = bob.direct_chat_with(bob)  # bob's notes to self
+    alice_reading, alice_elsewhere = alice.tab, alice.open_tab()
+    bob_reading, bob_elsewhere, bob_switched = bob.tab, bob.open_tab(), bob.open_tab()
+    alice.call("join_chat", {"chat_id": chat_id}, tab=alice_reading)
+    bob.call("join_chat", {"chat_id": chat_id}, tab=bob_reading)
+    bob.call("join_chat", {"chat_id": chat_id}, tab=bob_switched)
+    bob.call("join_chat", {"chat_id": other_chat_id}, tab=bob_switched)
+    bob.call("list_chats", tab=bob_switched)  # a resync must not bring a second copy back
+    bob.call("join_chat", {"chat_id": other_chat_id}, tab=bob_elsewhere)
+    bob.call("join_chat", {"chat_id": chat_id}, tab=bob_reading)  # opening it again
+    tabs = [alice_reading, alice_elsewhere, bob_reading, bob_elsewhere, bob_switched]
+    for tab in tabs:
+        tab.get_received()
+
+    ack = alice.call("message_sent", {"chat_id": chat_id, "body": "once", "client_id": "o1"})
+
+    assert ack["ok"] and ack["message"]["body"] == "once"
+    current = ("message_received_from_current_chat", "once")
+    another = ("message_received_from_another_chat", "once")
+    assert message_events(alice_reading) == []  # the sender has it in its ack
+    assert message_events(alice_elsewhere) == [another]
+    assert message_events(bob_reading) == [current]
+    assert message_events(bob_elsewhere) == [another]
+    assert message_events(bob_switched) == [another]
+
+
 def test_carol_never_receives_anything_of_alice_and_bobs_chat(alice, bob, carol):
     carol.tab.get_received()
     chat_id = alice.direct_chat_with(bob)

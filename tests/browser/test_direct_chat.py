@@ -39,6 +39,15 @@ def test_alice_and_bob_exchange_a_direct_message_live(page_for):
     expect(message_bodies(alice)).to_have_text(["Hi bob, lunch at noon?", "Sure, see you there"])
     expect(message_senders(alice)).to_have_text(["alice", "bob"])
     assert alice.evaluate("window.pageNeverReloaded") is True
+    # Each page got the message once, through its own event or its own answer, and both
+    # chat lists show it as the chat's last message.
+    expect(chat_in_list(alice, "bob").locator(".chat-preview")).to_have_text(
+        "Sure, see you there"
+    )
+    expect(chat_in_list(bob, "alice").locator(".chat-preview")).to_have_text(
+        "You: Sure, see you there"
+    )
+    expect(unread_badge(alice, "bob")).to_be_hidden()
 
 
 def test_messages_survive_a_reload(page_for):
