@@ -61,6 +61,7 @@ from helpers import (
     wants_json,
 )
 from presence import LocalPresence, PresenceTracker, RedisPresence
+from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
 from socket_context import ChatFlask, SocketEventSessions
 
@@ -198,6 +199,8 @@ def _init_limits(app: Flask) -> None:
         key_prefix=prefix,
         headers_enabled=True,  # Retry-After on a 429 tells a client when to try again
     )
+    limiter = app.extensions["rate_limiter"]
+    app.extensions["event_limiter"] = event_limiter(limiter.storage if limiter.enabled else None)
 
 
 # -- pages ---------------------------------------------------------------------------

@@ -117,12 +117,12 @@ _parsed_limit = functools.lru_cache(maxsize=64)(parse_limit)
 def check_rate(setting: str, user_id: int) -> None:
     """Count one action of ``user_id`` against the limit named by ``setting``; refuse it
     when the user is over the limit, so a flood slows its sender and nobody else."""
-    limiter = current_app.extensions["rate_limiter"]
-    if not limiter.enabled:
+    if not current_app.extensions["rate_limiter"].enabled:
         return
+    limiter = current_app.extensions["event_limiter"]
     limit = _parsed_limit(current_app.config[setting])
-    if not limiter.limiter.hit(limit, setting, str(user_id)):
-        reset_at, _remaining = limiter.limiter.get_window_stats(limit, setting, str(user_id))
+    if not limiter.hit(limit, setting, str(user_id)):
+        reset_at, _remaining = limiter.get_window_stats(limit, setting, str(user_id))
         raise TooFast(TOO_FAST, retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
