@@ -41,9 +41,7 @@ def test_alice_and_bob_exchange_a_direct_message_live(page_for):
     assert alice.evaluate("window.pageNeverReloaded") is True
     # Each page got the message once, through its own event or its own answer, and both
     # chat lists show it as the chat's last message.
-    expect(chat_in_list(alice, "bob").locator(".chat-preview")).to_have_text(
-        "Sure, see you there"
-    )
+    expect(chat_in_list(alice, "bob").locator(".chat-preview")).to_have_text("Sure, see you there")
     expect(chat_in_list(bob, "alice").locator(".chat-preview")).to_have_text(
         "You: Sure, see you there"
     )
