@@ -256,6 +256,19 @@ def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
 # -- messages ------------------------------------------------------------------------
 
 
+# One statement stores a message and (by the trigger of schema version 4) moves its chat's
+# last message; it answers the message as _MESSAGE_SELECT does, but for the attachment's
+# columns. A repeated (sender_id, client_id) stores nothing and answers no row.
+_INSERT_MESSAGE = """
+    INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at, client_id)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (sender_id, client_id) DO NOTHING
+    RETURNING id, chat_id, sender_id,
+              (SELECT u.username FROM users AS u WHERE u.id = messages.sender_id) AS sender_name,
+              body, created_at, client_id, attachment_id
+"""
+
+
 def insert_message(
     chat_id: int,
     sender_id: int,
@@ -263,16 +276,20 @@ def insert_message(
     client_id: str,
     attachment: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Store a message (with its attachment's row, if any) and move the chat's last message.
+    """Store a message (with its attachment's row, if any); its chat's last message moves.
 
     A repeated ``client_id`` stores nothing and returns the first message and False; the
     caller then owns the attachment's files and should delete them.
     """
     db = get_db()
     now = now_ms()
-    with db.transaction():
-        attachment_id = None
-        if attachment is not None:
+    if attachment is None:
+        # all(), not one(): SQLite commits an INSERT ... RETURNING when the statement has
+        # been stepped to its end, so the message is durable before the caller acks it.
+        rows = db.all(_INSERT_MESSAGE, (chat_id, sender_id, body, None, now, client_id))
+        row = rows[0] if rows else None
+    else:
+        with db.transaction():
             attachment_id = db.scalar(
                 """INSERT INTO attachments (chat_id, uploader_id, original_name, stored_name,
                                             mime_type, size_bytes, width, height, created_at)
@@ -289,22 +306,20 @@ def insert_message(
                     now,
                 ),
             )
-        message_id = db.scalar(
-            """INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at,
-                                     client_id)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id""",
-            (chat_id, sender_id, body, attachment_id, now, client_id),
-        )
-        if message_id is not None:
-            db.execute("UPDATE chats SET last_message_id = ? WHERE id = ?", (message_id, chat_id))
-            return db.one(_MESSAGE_SELECT + " WHERE m.id = ?", (message_id,)), True
-        if attachment_id is not None:
-            db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
-        first = db.one(
-            _MESSAGE_SELECT + " WHERE m.sender_id = ? AND m.client_id = ?", (sender_id, client_id)
-        )
-        return first, False
+            row = db.one(_INSERT_MESSAGE, (chat_id, sender_id, body, attachment_id, now, client_id))
+            if row is None:
+                db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
+        if row is not None:
+            row |= {
+                "attachment_name": attachment["original_name"],
+                "attachment_mime_type": attachment["mime_type"],
+                "attachment_size": attachment["size_bytes"],
+                "attachment_width": attachment.get("width"),
+                "attachment_height": attachment.get("height"),
+            }
+    if row is not None:
+        return row, True
+    return get_message_by_client_id(sender_id, client_id), False
 
 
 def get_message_by_client_id(sender_id: int, client_id: str) -> dict[str, Any] | None:

@@ -73,3 +73,13 @@ ALTER TABLE attachments ADD COLUMN height INTEGER;
 -- so one set of queries serves both databases.
 CREATE UNIQUE INDEX users_by_lower_name ON users (lower(username));
 CREATE UNIQUE INDEX channels_by_lower_name ON chats (lower(name));
+
+-- version: 4
+-- A chat's last message moves with each message stored, inside the INSERT itself: a text
+-- message is one statement (its own transaction) instead of BEGIN, INSERT, UPDATE, COMMIT.
+-- max() keeps the newest even if two writers ever finished out of order.
+CREATE TRIGGER messages_move_last_message AFTER INSERT ON messages
+BEGIN
+    UPDATE chats SET last_message_id = max(coalesce(last_message_id, 0), NEW.id)
+    WHERE id = NEW.chat_id;
+END;

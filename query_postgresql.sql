@@ -68,3 +68,16 @@ ALTER TABLE attachments ADD COLUMN height INTEGER;
 
 -- version: 3
 -- Nothing: version 1 above already indexes lower(username) and lower(name).
+
+-- version: 4
+-- The trigger of query.sql's version 4. GREATEST: two transactions may commit their
+-- messages in another order than their ids were drawn; the newest stays the last message.
+CREATE FUNCTION messages_move_last_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE chats SET last_message_id = GREATEST(last_message_id, NEW.id)
+    WHERE id = NEW.chat_id;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER messages_move_last_message AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_move_last_message();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import database
 from app import socketio
 from tests.conftest import received
 
@@ -167,6 +168,26 @@ def test_carol_never_receives_anything_of_alice_and_bobs_chat(alice, bob, carol)
     history = alice.call("join_chat", {"chat_id": chat_id})["messages"]
     assert [m["body"] for m in history] == ["secret"]
     assert received(alice.tab, "message_received_from_current_chat") == []
+
+
+def test_a_message_is_committed_before_its_ack_and_moves_its_chat(database_url, alice, bob):
+    """Another connection sees the message and the chat's new last message as soon as the
+    sender has the ack; a retried client_id moves nothing."""
+    chat_id = alice.direct_chat_with(bob)
+    elsewhere = database.Database(database_url, "/")
+    conn = elsewhere.connect()
+    last_message = "SELECT last_message_id FROM chats WHERE id = ?"
+    try:
+        first = alice.send(chat_id, "one", client_id="k1")
+        assert conn.one(last_message, (chat_id,)) == {"last_message_id": first["id"]}
+        second = alice.send(chat_id, "two", client_id="k2")
+        assert alice.send(chat_id, "one", client_id="k1") == first
+        assert conn.one(last_message, (chat_id,)) == {"last_message_id": second["id"]}
+        count = conn.scalar("SELECT COUNT(*) FROM messages WHERE chat_id = ?", (chat_id,))
+        assert count == 2
+    finally:
+        elsewhere.release(conn)
+        elsewhere.close()
 
 
 def test_same_client_id_twice_stores_one_message(app, alice, bob):
