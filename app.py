@@ -63,7 +63,7 @@ from helpers import (
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
-from socket_context import ChatFlask, SocketEventSessions
+from socket_context import ChatFlask, LocalRooms, SocketEventSessions
 
 ROOT = Path(__file__).resolve().parent
 
@@ -168,8 +168,8 @@ def _init_socketio(app: Flask) -> None:
         # None keeps python-socketio's same-origin check: a page on another site cannot
         # open a socket with our users' cookies (cross-site WebSocket hijacking).
         cors_allowed_origins=origins or None,
-        # Named even when None: the shared SocketIO object must not keep an earlier app's.
-        client_manager=queue,
+        # Each app its own: the shared SocketIO object must not keep an earlier app's rooms.
+        client_manager=queue or LocalRooms(),
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
         transports=[t.strip() for t in app.config["SOCKETIO_TRANSPORTS"].split(",") if t.strip()],

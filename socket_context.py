@@ -9,6 +9,10 @@ of the message path that was a fifth of the server's time. An event is not an HT
 Flask-SocketIO already runs no ``before_request`` or ``after_request`` function for it, and
 here none of that work is done either. The app context (``g``, the database connection and
 its release by ``teardown_appcontext``) is untouched.
+
+``LocalRooms`` is python-socketio's in-process room manager, which encodes an event before
+it looks who is in the room: it looks first, and an emit to a room with nobody to receive it
+(the chat room of a direct chat whose two members both have it open) costs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, request
+from socketio import Manager
 from werkzeug.routing import MapAdapter
 from werkzeug.wrappers import Request
 
@@ -66,3 +71,26 @@ class SocketEventSessions:
         """The socket's own session for a Socket.IO event, else the stored one."""
         saved = request.environ.get("saved_session")
         return saved if saved is not None else self._inner.open_session(app, request)
+
+
+class LocalRooms(Manager):
+    """The rooms of one process (no message queue), skipping emits that reach nobody."""
+
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Emit as python-socketio does, unless no socket but ``skip_sid`` is in the room."""
+        if callback is None and namespace in self.rooms:
+            skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+            participants = self.get_participants(namespace, to or room)
+            if all(sid in skipped for sid, _eio_sid in participants):
+                return
+        super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from socketio import packet as socketio_packet
+
 import database
 from app import socketio
 from tests.conftest import received
@@ -135,6 +137,28 @@ def test_each_socket_gets_a_message_once_with_the_event_it_needs(alice, bob):
     assert message_events(bob_reading) == [current]
     assert message_events(bob_elsewhere) == [another]
     assert message_events(bob_switched) == [another]
+
+
+def test_an_emit_to_a_room_with_nobody_to_receive_it_is_not_even_encoded(alice, bob, monkeypatch):
+    """Both members have their direct chat open: its chat room is empty, and only the one
+    event for bob is built (python-socketio would encode the other one for nobody)."""
+    chat_id = alice.direct_chat_with(bob)
+    alice.call("join_chat", {"chat_id": chat_id})
+    bob.call("join_chat", {"chat_id": chat_id})
+    alice.send(chat_id, "hello")  # the first message of a direct chat also tells bob of it
+    server = socketio.server
+    built = []
+    make_packet = server.packet_class
+
+    def counting(*args, **kwargs):
+        packet = make_packet(*args, **kwargs)
+        if packet.packet_type == socketio_packet.EVENT and not kwargs.get("encoded_packet"):
+            built.append(packet.data[0])
+        return packet
+
+    monkeypatch.setattr(server, "packet_class", counting)
+    alice.send(chat_id, "just for bob")
+    assert built == ["message_received_from_current_chat"]
 
 
 def test_carol_never_receives_anything_of_alice_and_bobs_chat(alice, bob, carol):
