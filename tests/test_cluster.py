@@ -370,13 +370,19 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
     wait_for(lambda: received_live(bob, in_channel), "bob sees alice's channel message")
     answer = send(bob, channel, "in the channel, from worker 2")
     wait_for(lambda: received_live(alice, answer), "alice sees bob's channel message")
+    alice.call("join_chat", {"chat_id": chat_id})  # alice goes back to the direct chat
+    later = send(bob, channel, "while alice reads the direct chat")
     wait_for(
         lambda: (
-            {"chat_id": channel, "message": answer}
+            {"chat_id": channel, "message": later}
             in alice.received("message_received_from_another_chat")
         ),
         "alice's chat list moves the channel up",
     )
+    assert all(
+        data["message"]["id"] not in (in_channel["id"], answer["id"])
+        for data in alice.received("message_received_from_another_chat")
+    ), "a message reaches each socket once: alice had the channel open for those"
 
 
 # -- 2. shared state in Redis --------------------------------------------------------------
