@@ -120,6 +120,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         else LocalPresence(ttl)
     )
     app.extensions["presence"] = PresenceTracker(store)
+    app.extensions["online_count"] = events.OnlineCount(
+        socketio, store.online_count, app.config["ONLINE_COUNT_INTERVAL_SECONDS"]
+    )
     _register_pages(app)
     _register_uploads(app)
     _register_errors(app)

@@ -242,6 +242,18 @@ def list_chat_ids_for_member(user_id: int) -> list[int]:
     return [row["chat_id"] for row in rows]
 
 
+def list_direct_partner_ids(user_id: int) -> list[int]:
+    """The people a user has a direct chat with: those whose list shows their online dot."""
+    rows = get_db().all(
+        """SELECT other.user_id FROM chat_members AS me
+           JOIN chats AS c ON c.id = me.chat_id AND c.kind = 'direct'
+           JOIN chat_members AS other ON other.chat_id = c.id AND other.user_id <> me.user_id
+           WHERE me.user_id = ?""",
+        (user_id,),
+    )
+    return [row["user_id"] for row in rows]
+
+
 def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
     """Channels the user is not a member of, by name."""
     return get_db().all(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -88,11 +89,57 @@ def on_disconnect(_reason: Any = None) -> None:
 
 
 def announce_presence(user_id: int, online: bool) -> None:
-    """Tell everyone that a user came online or went offline, and the new count."""
-    socketio = current_app.extensions["socketio"]
-    count = current_app.extensions["presence"].store.online_count()
-    socketio.emit("presence_updated", {"user_id": user_id, "online": online})
-    socketio.emit("online_users_updated", {"count": count})
+    """Tell the people whose chat list shows this user's dot (their direct-chat partners)
+    that the user came online or went offline, in one emit; and everyone the new count."""
+    partners = db_commands.list_direct_partner_ids(user_id)
+    if partners:
+        current_app.extensions["socketio"].emit(
+            "presence_updated",
+            {"user_id": user_id, "online": online},
+            to=[user_room(partner_id) for partner_id in partners],
+        )
+    current_app.extensions["online_count"].changed()
+
+
+class OnlineCount:
+    """Announces ``online_users_updated`` to everyone at most once per ``interval`` seconds:
+    at once after a quiet interval, else once at its end with the count of that moment.
+
+    A thousand people coming online together (a restart, the start of a class) used to send
+    a thousand counts to each of them, a million frames; now one or two a second.
+    """
+
+    def __init__(self, socketio: SocketIO, count: Callable[[], int], interval: float) -> None:
+        self._socketio = socketio
+        self._count = count
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last_sent = -math.inf
+        self._scheduled = False
+
+    def changed(self) -> None:
+        """The count may have changed: send it now, or see that it goes out soon."""
+        with self._lock:
+            if self._scheduled:
+                return
+            wait = self._last_sent + self._interval - time.monotonic()
+            self._scheduled = wait > 0
+            if not self._scheduled:
+                self._last_sent = time.monotonic()
+        if wait > 0:
+            self._socketio.start_background_task(self._send_later, wait)
+        else:
+            self._send()
+
+    def _send_later(self, wait: float) -> None:
+        self._socketio.sleep(wait)
+        with self._lock:
+            self._scheduled = False
+            self._last_sent = time.monotonic()
+        self._send()
+
+    def _send(self) -> None:
+        self._socketio.emit("online_users_updated", {"count": self._count()})
 
 
 def presence_heartbeat(app: Flask) -> None:

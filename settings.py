@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_MB": 10,
     "DB_POOL_SIZE": 20,
     "PRESENCE_TTL_SECONDS": 60,
+    # The online count goes out at most once per this many seconds from each worker (at
+    # once after a quiet spell, else at the end of it): a thousand people coming back after
+    # a restart would otherwise send a thousand counts to each of them.
+    "ONLINE_COUNT_INTERVAL_SECONDS": 1.0,
     # Several workers: one Redis carries Socket.IO's message queue, the sessions, the limit
     # counters and presence, every key under REDIS_PREFIX. Empty: one process, in memory.
     "REDIS_URL": "",
@@ -71,6 +75,8 @@ def from_env(name: str, default: Any) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

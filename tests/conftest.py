@@ -32,6 +32,9 @@ def make_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "WTF_CSRF_ENABLED": False,
         # scrypt's deliberate slowness would dominate the suite's time; the hash is still real.
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        # Every count at once, so a test sees each change; tests/test_presence.py checks
+        # the spacing with the interval set.
+        "ONLINE_COUNT_INTERVAL_SECONDS": 0.0,
     }
     config.update(overrides)
     return config

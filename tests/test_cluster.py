@@ -545,6 +545,7 @@ def test_a_killed_workers_people_go_offline_within_the_ttl(cluster, people):
     alice = people.register(first, "alice")
     dave = people.register(second, "dave")
     dave_id = dave.id  # asked of worker 2 while it lives
+    open_direct_chat(alice, dave)  # alice's list shows dave's dot
     alice.connect()
     dave.connect()
     wait_for(

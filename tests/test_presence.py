@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from presence import LocalPresence, PresenceTracker, RedisPresence
-from tests.conftest import received
+from tests.conftest import received, register
 from tests.redis_server import redis_client, redis_prefix
 
 
@@ -25,17 +27,25 @@ def presence_events(tab):
     ]
 
 
-def test_a_user_coming_online_is_announced_to_everyone(alice, bob):
+def test_a_user_coming_online_is_announced_to_their_partners_and_the_count_to_everyone(
+    alice, bob, carol
+):
+    alice.direct_chat_with(bob)
     alice.open_tab()
+    carol.open_tab()
     alice.tab.get_received()
+    carol.tab.get_received()
     bob.open_tab()
     assert presence_events(alice.tab) == [
         ("presence_updated", {"user_id": bob.id, "online": True}),
-        ("online_users_updated", {"count": 2}),
+        ("online_users_updated", {"count": 3}),
     ]
+    # carol has no direct chat with bob: no dot of his to update, only the count.
+    assert presence_events(carol.tab) == [("online_users_updated", {"count": 3})]
 
 
 def test_three_tabs_count_once_and_offline_only_when_the_last_closes(alice, bob):
+    alice.direct_chat_with(bob)
     alice.open_tab()
     tabs = [bob.open_tab() for _ in range(3)]
     alice.tab.get_received()
@@ -56,6 +66,36 @@ def test_a_new_tab_of_an_online_user_gets_the_count(alice, bob):
     bob.open_tab()
     second = alice.open_tab()
     assert presence_events(second) == [("online_users_updated", {"count": 2})]
+
+
+def test_a_crowd_coming_online_gets_the_count_once_an_interval_not_once_each(make_app):
+    """Nine people connect within the interval: the first one's count goes out at once,
+    the other eight as one count at the end of the interval, the count of that moment."""
+    from app import socketio
+
+    app = make_app(ONLINE_COUNT_INTERVAL_SECONDS=0.5)
+
+    def log_in(name):
+        http = app.test_client()
+        assert register(http, name).status_code == 303
+        return http
+
+    watcher = socketio.test_client(app, flask_test_client=log_in("watcher"))
+    crowd = [log_in(f"person{n}") for n in range(9)]
+    time.sleep(0.6)  # a quiet interval
+    watcher.get_received()
+    started = time.monotonic()
+    tabs = [socketio.test_client(app, flask_test_client=http) for http in crowd]
+    assert time.monotonic() - started < 0.5, "the crowd came within one interval"
+    assert [data["count"] for data in counts(watcher)] == [2]
+    time.sleep(0.6)
+    assert [data["count"] for data in counts(watcher)] == [10]
+    for tab in [watcher, *tabs]:
+        tab.disconnect()
+
+
+def counts(tab):
+    return received(tab, "online_users_updated")
 
 
 def test_direct_chats_say_whether_the_partner_is_online(alice, bob, carol):
