@@ -48,10 +48,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const serverPids = spec.server_pids || [spec.server_pid];
 
-function cpuSecondsOf(pid) {
+// utime + stime; with `reaped`, plus cutime + cstime: the CPU of children that ended and
+// were waited for (PostgreSQL's backends for connections that closed).
+function cpuSecondsOf(pid, reaped = false) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks; // utime + stime
+  const own = Number(fields[11]) + Number(fields[12]);
+  return (reaped ? own + Number(fields[13]) + Number(fields[14]) : own) / clockTicks;
 }
 
 function serverCpuSeconds() {
@@ -71,7 +74,9 @@ function serverRssKib() {
 
 // A group of processes whose CPU is reported beside the server's: {tree: [pid, ...]} is
 // those processes and their descendants (nginx's master and its workers), {comm: "name"}
-// every process of that name (PostgreSQL forks one per connection).
+// every process of that name (PostgreSQL forks one per connection). Each counts with the
+// CPU of its children that ended (so a backend that lived less than a step still counts,
+// in its parent's figure).
 function readOr(path, fallback) {
   try {
     return readFileSync(path, 'utf8');
@@ -103,7 +108,7 @@ function groupCpu() {
     groups[name] = new Map();
     for (const pid of groupPids(group)) {
       try {
-        groups[name].set(pid, cpuSecondsOf(pid));
+        groups[name].set(pid, cpuSecondsOf(pid, true));
       } catch {
         // ended between the listing and the read
       }
@@ -122,7 +127,7 @@ function machineBusySeconds() {
 // CPU use over an interval, in % of one core: the server's (all its workers together), each
 // group's, the generator's, and everyone else's on the machine (other work running beside
 // the benchmark makes its figures noisy). A process of a group that started during the
-// interval counts from zero; one that ended during it is missed.
+// interval counts from zero; one that ended during it counts in its parent once reaped.
 function cpuMeter() {
   const start = {
     wall: performance.now(),
