@@ -157,7 +157,7 @@ def cluster_table(runs: list[dict[str, Any]]) -> str:
                     busiest.get("server_cpu_pct"),
                     busiest.get("server_cpu_us_per_message"),
                     *[busiest.get(f"{group}_cpu_us_per_message") for group in CPU_GROUPS],
-                    busiest and machine_cpu_pct(busiest),
+                    machine_cpu_pct(busiest) if busiest else None,
                     _spread(result),
                     f"{result['stored_messages']:,} of {scenarios.sent_in(steps):,}",
                 ]

@@ -14,6 +14,7 @@ nginx, then 1 and 2 workers behind nginx.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -25,12 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile, report, scenarios, servers
-
-# The chat scaled out, beside the benchmark's usual settings: psycopg2's pool raises
-# "connection pool exhausted" instead of waiting once DB_POOL_SIZE (20) events hold a
-# connection, which an overloaded worker reaches first; 40 per worker (80 of PostgreSQL's
-# 100 connections for two) keeps that from deciding the capacity (bench/README.md).
-CLUSTER_CHAT_SETTINGS = {"DB_POOL_SIZE": "40"}
 
 SHORT: dict[str, Any] = {
     "capacity": {
@@ -59,7 +54,6 @@ SHORT: dict[str, Any] = {
         "max_connections": 10_000,
         "timeout_seconds": 150,
         "kinds": list(scenarios.CLUSTER_KINDS),
-        "chat_settings": CLUSTER_CHAT_SETTINGS,
     },
 }
 
@@ -90,7 +84,6 @@ FULL: dict[str, Any] = {
         "max_connections": 10_000,
         "timeout_seconds": 400,
         "kinds": list(scenarios.CLUSTER_KINDS),
-        "chat_settings": CLUSTER_CHAT_SETTINGS,
     },
 }
 
@@ -215,6 +208,13 @@ def main() -> None:
     parser.add_argument("--label", default="main", help="name of this run in the tables")
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/...)")
     parser.add_argument(
+        "--rates", help="comma-separated offered rates for the capacity and cluster sweeps"
+    )
+    parser.add_argument(
+        "--cluster-kinds",
+        help=f"comma-separated, of {', '.join(scenarios.CLUSTER_KINDS)} (default all)",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=servers.NICE,
@@ -227,12 +227,21 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     app_dir = args.app_dir.resolve()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
+    settings = copy.deepcopy(FULL if args.full else SHORT)
+    if args.rates:
+        rates = [int(rate) for rate in args.rates.split(",")]
+        settings["capacity"]["rates"] = settings["cluster"]["rates"] = rates
+    if args.cluster_kinds:
+        kinds = [kind.strip() for kind in args.cluster_kinds.split(",") if kind.strip()]
+        if set(kinds) - set(scenarios.CLUSTER_KINDS):
+            parser.error(f"--cluster-kinds: of {', '.join(scenarios.CLUSTER_KINDS)}")
+        settings["cluster"]["kinds"] = kinds
     unknown = only - set(SCENARIOS) - set(OPTIONAL_SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario: {', '.join(sorted(unknown))}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        results = run_all(FULL if args.full else SHORT, only, app_dir, Path(folder))
+        results = run_all(settings, only, app_dir, Path(folder))
     results.update(
         label=args.label,
         mode=mode,
