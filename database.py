@@ -21,6 +21,8 @@ SCHEMA_FILES = {"sqlite": ROOT / "query.sql", "postgresql": ROOT / "query_postgr
 _VERSION_MARK = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
 # Any constant: on PostgreSQL one process at a time creates or upgrades the schema.
 SCHEMA_LOCK_KEY = 7_201_001
+# How long a caller waits for one of the DB_POOL_SIZE PostgreSQL connections to come back.
+POSTGRES_WAIT_S = 10.0
 
 
 class IntegrityError(Exception):
@@ -131,12 +133,15 @@ class Database:
         self.dialect = dialect_of(database_url)
         self.path = sqlite_path(database_url, root) if self.dialect == "sqlite" else None
         self.pool_size = pool_size
-        self._pool: Any = None
         self._lock = threading.Lock()
-        # SQLite connections kept open between app contexts: opening one per Socket.IO
-        # event and closing it (the last close of a WAL database also checkpoints it)
-        # took a third of the server's time per message.
-        self._idle: list[sqlite3.Connection] = []
+        # Connections kept open between app contexts: opening one per Socket.IO event and
+        # closing it took a third of the server's time per message on SQLite (the last
+        # close of a WAL database also checkpoints it); on PostgreSQL each open is a new
+        # server process.
+        self._idle: list[Any] = []
+        # PostgreSQL: at most pool_size connections in use at once; one more caller waits
+        # (a greenlet under eventlet) for one to come back instead of failing.
+        self._slots = threading.BoundedSemaphore(pool_size)
 
     def connect(self) -> Connection:
         """A connection with the settings every connection of the chat relies on."""
@@ -154,8 +159,19 @@ class Database:
             # power loss or an OS crash may take the last few back (docs/architecture.md).
             raw.execute("PRAGMA synchronous = NORMAL")
             return Connection(raw, "sqlite")
-        raw = self._postgres_pool().getconn()
-        raw.autocommit = True
+        if not self._slots.acquire(timeout=POSTGRES_WAIT_S):
+            raise RuntimeError(f"all {self.pool_size} database connections stayed busy")
+        try:
+            with self._lock:
+                raw = self._idle.pop() if self._idle else None
+            if raw is None:
+                import psycopg2
+
+                raw = psycopg2.connect(self.url)
+            raw.autocommit = True
+        except BaseException:
+            self._slots.release()
+            raise
         return Connection(raw, "postgresql")
 
     def release(self, conn: Connection) -> None:
@@ -167,8 +183,16 @@ class Database:
                     return
             conn.raw.close()
             return
-        broken = conn.raw.closed or conn.raw.get_transaction_status() != 0
-        self._postgres_pool().putconn(conn.raw, close=bool(broken))
+        try:
+            broken = conn.raw.closed or conn.raw.get_transaction_status() != 0
+            if not broken:
+                with self._lock:
+                    if len(self._idle) < self.pool_size:
+                        self._idle.append(conn.raw)
+                        return
+            conn.raw.close()
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -176,17 +200,6 @@ class Database:
             idle, self._idle = self._idle, []
         for raw in idle:
             raw.close()
-        if self._pool is not None:
-            self._pool.closeall()
-            self._pool = None
-
-    def _postgres_pool(self) -> Any:
-        with self._lock:
-            if self._pool is None:
-                from psycopg2.pool import ThreadedConnectionPool
-
-                self._pool = ThreadedConnectionPool(1, self.pool_size, dsn=self.url)
-            return self._pool
 
     def init_schema(self) -> int:
         """Create or upgrade the schema to the newest version; return that version.
