@@ -80,6 +80,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# Connections the kernel queues before the server accepts them (capped by somaxconn).
+LISTEN_BACKLOG = 4096
 # Room for the form fields that travel with an uploaded file.
 UPLOAD_FORM_OVERHEAD = 64 * 1024
 
@@ -609,8 +611,20 @@ def main() -> None:
     disable_websocket_compression()
     print_addresses(host, port)
     socketio.start_background_task(events.presence_heartbeat, app)
+    serve(app, host, port, max_connections)
+
+
+def serve(app: Flask, host: str, port: int, max_connections: int) -> None:
+    """What ``socketio.run`` does on eventlet, with a listen backlog for a crowd: after a
+    restart every open page reconnects at once, and eventlet's default backlog of 50 would
+    leave the rest waiting for SYN retries (1 s, 3 s, 7 s...)."""
+    import eventlet
+    import eventlet.wsgi
+
+    family, _type, _proto, _name, address = socket.getaddrinfo(host, port)[0]
+    listener = eventlet.listen(address, family, backlog=LISTEN_BACKLOG)
     # eventlet's server stops accepting at 1,024 connections unless max_size is raised.
-    socketio.run(app, host=host, port=port, max_size=max_connections, log_output=False)
+    eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""How ``python app.py`` listens: a backlog for a crowd reconnecting after a restart."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from app import LISTEN_BACKLOG
+from tests.live_server import start_server
+
+
+def test_the_server_queues_a_crowd_of_connections_not_fifty(tmp_path):
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is needed to read a listening socket's backlog")
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    server = start_server(tmp_path)
+    try:
+        port = urlsplit(server.url).port
+        listening = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        # For a listening socket, ss's Send-Q column is the backlog the kernel allows.
+        assert int(listening[2]) == min(LISTEN_BACKLOG, somaxconn)
+    finally:
+        server.stop()
