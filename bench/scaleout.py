@@ -1,7 +1,7 @@
 """What scaling out costs per message, measured in one process and one run.
 
-- Database: the statements of one sent message (the membership check, then the insert that
-  moves the chat's last message, in one transaction), on SQLite and on PostgreSQL.
+- Database: the statements of one sent message (the membership check, then the INSERT
+  whose trigger moves the chat's last message), on SQLite and on PostgreSQL.
 - Redis: the two emits of one delivered message, through Redis's message queue (a publish
   each) versus in-process rooms.
 

@@ -150,7 +150,8 @@ def limit_overrides(app_dir: Path) -> dict[str, str]:
     return settings
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200."""
     try:
         with _direct.open(url, timeout=2) as response:
             return response.status == 200
@@ -180,7 +181,7 @@ def _start(
         )
     server = Server(name, f"http://127.0.0.1:{port}", folder, log_path, process)
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not _answers(server.url + probe_path):
+    while not answers(server.url + probe_path):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"{name} did not start:\n{server.log_tail()}")
@@ -270,11 +271,11 @@ def postgres_schema(prefix: str = "bench") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_prefix() -> Iterator[str]:
+def redis_prefix(name: str = "bench") -> Iterator[str]:
     """A REDIS_PREFIX of one's own on the machine's Redis; its keys deleted afterwards."""
     import redis
 
-    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    prefix = f"{name}-{uuid.uuid4().hex[:10]}"
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:
         yield prefix
@@ -303,16 +304,17 @@ def scaled_out_settings(database_url: str, prefix: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}
 
 
-def _free_port_run(count: int, attempts: int = 50) -> int:
+def free_port_run(count: int, attempts: int = 50) -> int:
     """The first of ``count`` consecutive loopback ports nobody listens on right now."""
     for _ in range(attempts):
         first = random.randrange(20_000, 30_000)
-        if all(_port_is_free(port) for port in range(first, first + count)):
+        if all(port_is_free(port) for port in range(first, first + count)):
             return first
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on this loopback port right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -363,7 +365,7 @@ def start_cluster(folder: Path, app_dir: Path, workers: int, settings: dict[str,
     if not launcher.exists():
         raise RuntimeError(f"{app_dir} has no deploy/cluster.py to start a cluster with")
     port = free_port()
-    first_worker_port = _free_port_run(workers)
+    first_worker_port = free_port_run(workers)
     env = {
         **os.environ,
         **chat_settings(folder, app_dir),
@@ -389,7 +391,7 @@ def start_cluster(folder: Path, app_dir: Path, workers: int, settings: dict[str,
     server.stop_timeout_s = CLUSTER_STOP_TIMEOUT_S
     _set_database(server, env["DATABASE_URL"])
     deadline = time.monotonic() + CLUSTER_START_TIMEOUT_S
-    while not _answers(server.url + "/login"):
+    while not answers(server.url + "/login"):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"the cluster did not start:\n{server.log_tail()}")

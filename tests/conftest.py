@@ -20,6 +20,16 @@ from tests.postgres import postgres_schema
 PASSWORD = "correct horse battery"
 
 
+class Clock:
+    """A time source that moves only when a test moves it (``clock.now += 5``)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """The settings of an app that keeps everything under ``tmp_path`` (its database too,
     unless ``DATABASE_URL`` is among the overrides)."""

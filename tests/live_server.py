@@ -8,12 +8,9 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,8 @@ from typing import Any
 import pytest
 import requests
 import socketio
+
+from bench.servers import answers, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT_S = 20.0
@@ -83,26 +82,6 @@ class LiveServer:
         """Kill the server with SIGKILL: no shutdown code runs, as in a crash."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# urllib would send loopback requests through an HTTP(S)_PROXY from the environment.
-_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def answers(url: str) -> bool:
-    """True when ``url`` answers 200."""
-    try:
-        with _direct.open(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def launch_server(folder: Path, **settings: str) -> LiveServer:

@@ -7,13 +7,12 @@ Without a reachable server these tests are skipped with the reason, except under
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import Iterator
 
-import pytest
+from bench import servers
+from tests.skips import skip_or_fail
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_REDIS_URL = servers.REDIS_URL
 
 
 def redis_client():
@@ -24,22 +23,13 @@ def redis_client():
     try:
         client.ping()
     except redis.RedisError as error:
-        reason = f"Redis not reachable at {TEST_REDIS_URL} ({error}); set TEST_REDIS_URL"
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"{reason} (CI=true: the Redis tests may not be skipped)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(f"Redis not reachable at {TEST_REDIS_URL} ({error}); set TEST_REDIS_URL")
     return client
 
 
 @contextlib.contextmanager
 def redis_prefix() -> Iterator[str]:
     """A fresh key prefix; every key under it is deleted afterwards."""
-    client = redis_client()
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    try:
+    redis_client().close()  # skip (or fail) here when Redis is not there
+    with servers.redis_prefix("test") as prefix:
         yield prefix
-    finally:
-        keys = list(client.scan_iter(f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()

@@ -21,6 +21,14 @@ TINY_CAPACITY = {
 }
 
 
+def assert_each_message_acked_delivered_once_and_stored(kind: str, step: dict) -> None:
+    """One step of a sweep: every message acknowledged, stored, and delivered to each other
+    member once, with nothing lost, doubled or refused."""
+    assert step["sent"] == step["acked"] == step["stored_ids"] > 0, (kind, step)
+    assert step["delivered"] == step["expected_deliveries"] == step["sent"], (kind, step)
+    assert step["lost"] == step["duplicates"] == step["ack_errors"] == 0, (kind, step)
+
+
 def test_pairs_of_users_get_every_message_from_chat_and_relay(tmp_path: Path) -> None:
     """Each message reaches the other member once, and the chat stores every one."""
     results = {
@@ -30,9 +38,7 @@ def test_pairs_of_users_get_every_message_from_chat_and_relay(tmp_path: Path) ->
     for kind, result in results.items():
         assert [step["offered_rate"] for step in result["steps"]] == [10, 20], kind
         for step in result["steps"]:
-            assert step["sent"] == step["acked"] == step["stored_ids"] > 0, (kind, step)
-            assert step["delivered"] == step["expected_deliveries"] == step["sent"], (kind, step)
-            assert step["lost"] == step["duplicates"] == step["ack_errors"] == 0, (kind, step)
+            assert_each_message_acked_delivered_once_and_stored(kind, step)
             assert step["latency_ms"]["count"] == step["delivered"]
     assert results["chat"]["stored_messages"] == results["chat"]["sent"]
     assert results["chat"]["every_message_stored"] is True

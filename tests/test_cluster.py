@@ -30,6 +30,7 @@ import pytest
 import requests
 import socketio
 
+from bench import servers
 from database import Database
 from deploy.cluster import (
     answers,
@@ -48,23 +49,16 @@ from tests.live_server import (
     LiveServer,
     RealClient,
     csrf_token,
-    free_port,
     wait_until_up,
 )
 from tests.postgres import postgres_schema
 from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
+from tests.skips import skip_or_fail
 
 PRESENCE_TTL_S = 3
 SEND_LIMIT = 30  # per minute: spent half on each worker, then refused on both
 EVENT_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip with the reason, or fail under CI=true, where nothing may be skipped."""
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the cluster tests may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = EVENT_TIMEOUT_S) -> Any:
@@ -125,7 +119,7 @@ def start_nginx(nginx: str, folder: Path, workers: list[LiveServer]) -> LiveServ
     as ``make cluster``; as a LiveServer whose log is nginx's error log."""
     upstreams = [worker.url.removeprefix("http://") for worker in workers]
     for attempt in range(1, START_ATTEMPTS + 1):
-        port = free_port()
+        port = servers.free_port()
         config = write_nginx_config(folder, upstreams, listen_address("127.0.0.1", port))
         check_nginx_config(nginx, config)
         process = subprocess.Popen(
@@ -200,7 +194,7 @@ def free_ports(count: int) -> list[int]:
     """``count`` different loopback ports nobody listens on right now."""
     ports: set[int] = set()
     while len(ports) < count:
-        ports.add(free_port())
+        ports.add(servers.free_port())
     return sorted(ports)
 
 
@@ -745,26 +739,6 @@ def test_clients_of_a_killed_worker_reconnect_through_nginx_and_miss_nothing(clu
 # -- make cluster --------------------------------------------------------------------------
 
 
-def free_port_pair() -> int:
-    """A port that is free along with the next one, for two workers."""
-    for _ in range(50):
-        port = free_port()
-        if port < 65535 and free_port_is(port + 1):
-            return port
-    pytest.fail("no two consecutive free ports on loopback", pytrace=False)
-
-
-def free_port_is(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def test_make_cluster_starts_workers_behind_nginx_restarts_a_dead_one_and_stops_all(
     tmp_path: Path,
 ):
@@ -772,7 +746,7 @@ def test_make_cluster_starts_workers_behind_nginx_restarts_a_dead_one_and_stops_
     public port; a worker killed with SIGKILL is started again; SIGTERM stops everything."""
     if find_nginx() is None:
         skip_or_fail("nginx is not installed (Debian: apt-get install nginx; or set NGINX)")
-    public, first = free_port(), free_port_pair()
+    public, first = servers.free_port(), servers.free_port_run(2)
     output_path = tmp_path / "cluster.out"
     with redis_prefix() as prefix, output_path.open("wb") as output:
         env = {

@@ -7,16 +7,8 @@ import time
 import pytest
 
 from presence import LocalPresence, PresenceTracker, RedisPresence
-from tests.conftest import received, register
+from tests.conftest import Clock, received, register
 from tests.redis_server import redis_client, redis_prefix
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def presence_events(tab):

@@ -7,16 +7,7 @@ from limits.storage import MemoryStorage, RedisStorage
 
 import rate_limits
 from rate_limits import LocalWindows, event_limiter
-
-
-class Clock:
-    """A time.time() that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import Clock
 
 
 def test_a_window_counts_hits_until_it_ends_then_starts_again(monkeypatch):

@@ -16,12 +16,13 @@ import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
 from tests.live_server import LiveServer, start_server
+from tests.skips import skip_or_fail
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -50,13 +51,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.browser)
-
-
-def skip_or_fail(reason: str) -> NoReturn:
-    """Skip with ``reason``; with ``CI=true`` fail instead, since CI must run everything."""
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"{reason} (CI=true, so browser tests may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 # -- the server ---------------------------------------------------------------------
