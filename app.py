@@ -47,6 +47,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 import attachments
 import db_commands
 import events
+import socket_frames
 from helpers import (
     IdConverter,
     ValidationError,
@@ -188,7 +189,12 @@ def _init_socketio(app: Flask) -> None:
         # instead of a new greenlet each: one spawn less per message, and no handler ever
         # waits for a reply of the same client (the server makes no call() to clients).
         async_handlers=False,
+        # Malformed frames are refused while decoding and logged briefly (socket_frames.py).
+        serializer=socket_frames.CheckedPacket,
+        json=socket_frames.SafeJSON,
     )
+    socket_frames.install(socketio.server)
+    socket_frames.install_engine_filter()
 
 
 def _init_limits(app: Flask) -> None:
