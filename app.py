@@ -47,6 +47,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 import attachments
 import db_commands
 import events
+import private_files
 import socket_frames
 from helpers import (
     IdConverter,
@@ -112,6 +113,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         redis.Redis.from_url(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else None
     )
 
+    private_files.make_data_private(app)
     app.config["DATABASE_PATH"] = db_commands.init_app(app).path  # None on PostgreSQL
     _init_sessions(app, redis_client)
     csrf.init_app(app)
@@ -421,6 +423,10 @@ def _register_uploads(app: Flask) -> None:
             return _json_error(413, str(error))
         except ValidationError as error:
             return _json_error(400, str(error))
+        # Born private under `python app.py`'s umask; made so here under any other host.
+        private_files.make_private(
+            folder / kept.stored_name, folder / attachments.thumbnail_name(kept.stored_name)
+        )
         row, created = db_commands.insert_message(
             chat_id,
             user_id,
@@ -605,6 +611,8 @@ def disable_websocket_compression() -> None:
 
 def main() -> None:
     """Start the chat on eventlet with the settings from the environment."""
+    # Everything this process creates from now on is its owner's only (private_files.py).
+    os.umask(private_files.PROCESS_UMASK)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
