@@ -47,13 +47,18 @@ from werkzeug.security import check_password_hash, generate_password_hash
 import attachments
 import db_commands
 import events
+import private_files
+import socket_frames
 from helpers import (
+    IdConverter,
     ValidationError,
+    check_caption,
     check_client_id,
     check_id,
     check_password,
     check_username,
     login_required,
+    parse_id,
     safe_next_url,
     serialize_chat,
     serialize_message,
@@ -95,6 +100,7 @@ log = logging.getLogger("chat")
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the chat: defaults, then environment variables, then ``config``."""
     app = ChatFlask(__name__, instance_path=str(ROOT / "instance"))
+    app.url_map.converters["id"] = IdConverter
     app.config.update(settings_from_environment())
     app.config.update(config or {})
     if not app.config["SECRET_KEY"]:
@@ -107,6 +113,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         redis.Redis.from_url(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else None
     )
 
+    private_files.make_data_private(app)
     app.config["DATABASE_PATH"] = db_commands.init_app(app).path  # None on PostgreSQL
     _init_sessions(app, redis_client)
     csrf.init_app(app)
@@ -184,7 +191,12 @@ def _init_socketio(app: Flask) -> None:
         # instead of a new greenlet each: one spawn less per message, and no handler ever
         # waits for a reply of the same client (the server makes no call() to clients).
         async_handlers=False,
+        # Malformed frames are refused while decoding and logged briefly (socket_frames.py).
+        serializer=socket_frames.CheckedPacket,
+        json=socket_frames.SafeJSON,
     )
+    socket_frames.install(socketio.server)
+    socket_frames.install_engine_filter()
 
 
 def _init_limits(app: Flask) -> None:
@@ -388,11 +400,9 @@ def _register_uploads(app: Flask) -> None:
         try:
             chat_id = check_id(_int_or_none(request.form.get("chat_id")))
             client_id = check_client_id(request.form.get("client_id"))
-            caption = request.form.get("caption", "").strip()
-            if len(caption) > app.config["MAX_MESSAGE_LENGTH"]:
-                raise ValidationError(
-                    f"A caption has at most {app.config['MAX_MESSAGE_LENGTH']} characters."
-                )
+            caption = check_caption(
+                request.form.get("caption", ""), app.config["MAX_MESSAGE_LENGTH"]
+            )
         except ValidationError as error:
             return _json_error(400, str(error))
         chat = db_commands.get_membership(chat_id, user_id)
@@ -413,6 +423,10 @@ def _register_uploads(app: Flask) -> None:
             return _json_error(413, str(error))
         except ValidationError as error:
             return _json_error(400, str(error))
+        # Born private under `python app.py`'s umask; made so here under any other host.
+        private_files.make_private(
+            folder / kept.stored_name, folder / attachments.thumbnail_name(kept.stored_name)
+        )
         row, created = db_commands.insert_message(
             chat_id,
             user_id,
@@ -434,7 +448,7 @@ def _register_uploads(app: Flask) -> None:
         events.deliver_message(chat, message)
         return jsonify({"ok": True, "message": message}), 201
 
-    @app.get("/uploads/<int:attachment_id>")
+    @app.get("/uploads/<id:attachment_id>")
     @login_required
     def download(attachment_id: int) -> Any:
         found = db_commands.get_attachment_for_member(attachment_id, g.user["id"])
@@ -445,10 +459,11 @@ def _register_uploads(app: Flask) -> None:
             found["stored_name"],
             found["mime_type"],
             as_attachment=not picture,
-            download_name=found["original_name"],
+            # Names stored before look-alike characters were removed are cleaned here.
+            download_name=attachments.clean_name(found["original_name"]),
         )
 
-    @app.get("/uploads/<int:attachment_id>/thumbnail")
+    @app.get("/uploads/<id:attachment_id>/thumbnail")
     @login_required
     def thumbnail(attachment_id: int) -> Any:
         found = db_commands.get_attachment_for_member(attachment_id, g.user["id"])
@@ -458,7 +473,7 @@ def _register_uploads(app: Flask) -> None:
             attachments.thumbnail_name(found["stored_name"]),
             attachments.thumbnail_mime_type(found["stored_name"]),
             as_attachment=False,
-            download_name=found["original_name"],
+            download_name=attachments.clean_name(found["original_name"]),
         )
 
     def _send_stored(name: str, mime_type: str, *, as_attachment: bool, download_name: str) -> Any:
@@ -487,7 +502,7 @@ def _next_arg() -> str:
 
 
 def _int_or_none(raw: str | None) -> int | None:
-    return int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+    return parse_id(raw)
 
 
 def _log_in(app: Flask, user_id: int) -> None:
@@ -596,6 +611,8 @@ def disable_websocket_compression() -> None:
 
 def main() -> None:
     """Start the chat on eventlet with the settings from the environment."""
+    # Everything this process creates from now on is its owner's only (private_files.py).
+    os.umask(private_files.PROCESS_UMASK)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -14,7 +14,7 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from helpers import ValidationError
+from helpers import ValidationError, without_hidden_characters
 
 THUMBNAIL_SIZE = 480
 # Refuse pictures whose pixels alone would take hundreds of MB to decode (decompression bombs).
@@ -66,8 +66,10 @@ def thumbnail_mime_type(stored_name: str) -> str:
 
 
 def clean_name(original_name: str | None) -> str:
-    """The name to show and offer at download: as sent, without control characters."""
-    name = "".join(ch for ch in (original_name or "") if ord(ch) >= 32 and ord(ch) != 127)
+    """The name to show and offer at download: as sent, without control characters and
+    without the invisible or text-direction characters that let ``a\u202egnp.txt``
+    pass for ``atxt.png``."""
+    name = without_hidden_characters(original_name or "")
     name = name.strip()[:MAX_NAME_LENGTH]
     return name or "file"
 

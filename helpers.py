@@ -6,12 +6,15 @@ import functools
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import g, jsonify, redirect, request, session, url_for
+from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError as NoRouteMatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,6 +25,25 @@ MAX_PASSWORD_LENGTH = 1024
 MAX_CHANNEL_NAME_LENGTH = 50
 # Ids travel as JSON numbers; past 2**53 - 1 a browser can no longer hold them exactly.
 MAX_ID = 2**53 - 1
+MAX_ID_DIGITS = len(str(MAX_ID))
+# Characters that show nothing or reorder the text around them: control and format
+# characters (zero-width spaces and joiners, bidi overrides and isolates, the byte-order
+# mark, word joiners...), lone surrogates, and marks and letters that render as nothing
+# or as blank space (Hangul fillers, the braille blank, the combining grapheme joiner...).
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+BLANK_CHARACTERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+)
+ZERO_WIDTH_JOINER = "\u200d"
+VARIATION_SELECTORS = frozenset(chr(c) for c in range(0xFE00, 0xFE10)) | frozenset(
+    chr(c) for c in range(0xE0100, 0xE01F0)
+)
+KEYCAP = "\u20e3"
+# An emoji sequence (👩‍💻, 🏳️‍🌈, 👍🏽) joins symbols with a zero-width joiner, and follows
+# a symbol with a variation selector or a skin tone: there they are part of a picture,
+# and cannot make one name of letters look like another.
+EMOJI_CATEGORIES = frozenset({"So", "Sk"})
+SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
 
 
 class ValidationError(ValueError):
@@ -136,6 +158,36 @@ def check_payload(payload: Any) -> Mapping[str, Any]:
     return payload
 
 
+def parse_id(raw: str | None) -> int | None:
+    """An id written in decimal (a URL, a form field), or None unless it is 1..MAX_ID.
+
+    Security: the length is checked before ``int()``, so neither a number too large for the
+    database (an OverflowError on SQLite, an out-of-range error on PostgreSQL) nor a string
+    too long for ``int()`` itself ever reaches them.
+    """
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
+class IdConverter(BaseConverter):
+    """``<id:name>`` in a route: an id from 1 to MAX_ID; anything else matches no route."""
+
+    regex = rf"[0-9]{{1,{MAX_ID_DIGITS}}}"
+
+    def to_python(self, value: str) -> int:
+        """The id, or no match (a 404) when it is out of range."""
+        number = parse_id(value)
+        if number is None:
+            raise NoRouteMatch()
+        return number
+
+    def to_url(self, value: int) -> str:
+        """The id as written in a URL."""
+        return str(int(value))
+
+
 def check_id(value: Any, field: str = "chat_id") -> int:
     """A positive JSON integer id; booleans, strings and floats are refused, not coerced."""
     if type(value) is not int or not 0 < value <= MAX_ID:
@@ -170,8 +222,65 @@ def check_password(password: Any, confirmation: Any) -> str:
     return password
 
 
+def is_hidden_at(text: str, index: int) -> bool:
+    """Whether ``text[index]`` shows nothing or reorders the text around it (but a joiner
+    or variation selector inside an emoji sequence is part of a picture: not hidden)."""
+    ch = text[index]
+    if ch == ZERO_WIDTH_JOINER:
+        return not (_emoji_before(text, index) and _emoji_after(text, index))
+    if ch in VARIATION_SELECTORS:
+        return not (_emoji_before(text, index) or text[index + 1 : index + 2] == KEYCAP)
+    return ch in BLANK_CHARACTERS or unicodedata.category(ch) in HIDDEN_CATEGORIES
+
+
+def _emoji_before(text: str, index: int) -> bool:
+    index -= 1
+    while index >= 0 and (text[index] in VARIATION_SELECTORS or text[index] in SKIN_TONES):
+        index -= 1
+    return index >= 0 and unicodedata.category(text[index]) in EMOJI_CATEGORIES
+
+
+def _emoji_after(text: str, index: int) -> bool:
+    return index + 1 < len(text) and unicodedata.category(text[index + 1]) == "So"
+
+
+def has_hidden_characters(text: str) -> bool:
+    """Whether ``text`` holds a character that shows nothing or reorders the text."""
+    # Printable ASCII (the common case) holds none; no need to look at each character.
+    if text.isascii() and text.isprintable():
+        return False
+    return any(is_hidden_at(text, index) for index in range(len(text)))
+
+
+def without_hidden_characters(text: str) -> str:
+    """``text`` without the characters that show nothing or reorder the text."""
+    if not has_hidden_characters(text):
+        return text
+    return "".join(ch for index, ch in enumerate(text) if not is_hidden_at(text, index))
+
+
+def is_valid_unicode(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8: no lone UTF-16 surrogate (JSON's
+    ``"\\ud800"`` decodes to one, and no database can store it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_storable_text(text: str, what: str) -> str:
+    """Refuse text no database stores faithfully: NUL characters, lone surrogates."""
+    if "\x00" in text:
+        raise ValidationError(f"{what} cannot hold NUL characters.")
+    if not is_valid_unicode(text):
+        raise ValidationError(f"{what} must be valid Unicode text (it holds a lone surrogate).")
+    return text
+
+
 def check_channel_name(value: Any) -> str:
-    """1–50 characters after trimming, no control characters."""
+    """1–50 characters after trimming; no control characters, nothing invisible, nothing
+    that reorders the text (so no name can pass for another)."""
     if not isinstance(value, str):
         raise ValidationError("A channel name must be text.")
     name = " ".join(value.split())
@@ -179,8 +288,17 @@ def check_channel_name(value: Any) -> str:
         raise ValidationError("Please give the channel a name.")
     if len(name) > MAX_CHANNEL_NAME_LENGTH:
         raise ValidationError(f"A channel name has at most {MAX_CHANNEL_NAME_LENGTH} characters.")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
         raise ValidationError("A channel name cannot hold control characters.")
+    if not is_valid_unicode(name):
+        raise ValidationError(
+            "A channel name must be valid Unicode text (it holds a lone surrogate)."
+        )
+    if has_hidden_characters(name):
+        raise ValidationError(
+            "A channel name cannot hold invisible or text-direction characters"
+            " (zero-width spaces, right-to-left marks or overrides)."
+        )
     return name
 
 
@@ -193,9 +311,15 @@ def check_message_body(value: Any, max_length: int) -> str:
         raise ValidationError("A message cannot be empty.")
     if len(body) > max_length:
         raise ValidationError(f"A message has at most {max_length} characters.")
-    if "\x00" in body:
-        raise ValidationError("A message cannot hold NUL characters.")
-    return body
+    return check_storable_text(body, "A message")
+
+
+def check_caption(value: str, max_length: int) -> str:
+    """A file's caption: empty, or up to ``max_length`` characters after trimming."""
+    caption = value.strip()
+    if len(caption) > max_length:
+        raise ValidationError(f"A caption has at most {max_length} characters.")
+    return check_storable_text(caption, "A caption")
 
 
 def check_client_id(value: Any) -> str:

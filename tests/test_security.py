@@ -74,8 +74,8 @@ ROUTES = {
     "/add": ("POST", "/add", True, False),
     "/chats": ("GET", "/chats?chat={chat}", True, True),
     "/upload": ("POST", "/upload", True, True),
-    "/uploads/<int:attachment_id>": ("GET", "/uploads/{attachment}", True, True),
-    "/uploads/<int:attachment_id>/thumbnail": (
+    "/uploads/<id:attachment_id>": ("GET", "/uploads/{attachment}", True, True),
+    "/uploads/<id:attachment_id>/thumbnail": (
         "GET",
         "/uploads/{attachment}/thumbnail",
         True,

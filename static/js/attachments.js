@@ -1,7 +1,7 @@
 // How an attachment looks in a message: a picture's thumbnail that opens the full
 // picture in a viewer, or a file card (type, name, size, download link).
 
-import { formatSize, h } from './dom.js';
+import { formatSize, h, shownFileName } from './dom.js';
 
 export const THUMBNAIL_BOX_PX = 480;
 // Room kept for the viewer's bar (name, Download, Close) above the picture.
@@ -26,11 +26,30 @@ export function fitWithin(width, height, boxWidth = THUMBNAIL_BOX_PX, boxHeight 
   return { width: Math.max(1, Math.round(w * scale)), height: Math.max(1, Math.round(ht * scale)) };
 }
 
-function fileKind(attachment) {
+function fileKind(attachment, name) {
   const type = String(attachment.mime_type || '').split(';')[0].trim().toLowerCase();
   if (FILE_KINDS[type]) return FILE_KINDS[type];
-  const ext = String(attachment.name || '').split('.').pop();
+  const ext = splitName(name).ext.slice(1);
   return ext && ext.length <= 4 ? ext.toUpperCase() : 'FILE';
+}
+
+/** A file name's stem and its extension (with the dot, or empty). */
+function splitName(name) {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? { stem: name.slice(0, dot), ext: name.slice(dot) } : { stem: name, ext: '' };
+}
+
+/**
+ * A file name as nodes that cannot pretend: the stem isolated in a <bdi> (right-to-left
+ * letters in it cannot move the extension), the extension after it in a left-to-right
+ * container, each its own element.
+ */
+export function fileNameNodes(name) {
+  const { stem, ext } = splitName(name);
+  return [
+    h('bdi', { className: 'file-stem', text: stem }),
+    ext ? h('span', { className: 'file-ext', text: ext }) : null,
+  ].filter(Boolean);
 }
 
 /**
@@ -38,7 +57,7 @@ function fileKind(attachment) {
  * height}); `viewer.open(attachment, opener)` shows a picture in full.
  */
 export function buildAttachment(attachment, viewer) {
-  const name = String(attachment.name || 'file');
+  const name = shownFileName(attachment.name);
   const url = ownUploadUrl(attachment.url);
   const thumbnailUrl = ownUploadUrl(attachment.thumbnail_url);
   if (url && thumbnailUrl) return buildPicture(attachment, name, url, thumbnailUrl, viewer);
@@ -77,7 +96,7 @@ function buildPicture(attachment, name, url, thumbnailUrl, viewer) {
 }
 
 function buildFileCard(attachment, name, url) {
-  const kind = fileKind(attachment);
+  const kind = fileKind(attachment, name);
   const size = formatSize(attachment.size);
   return h(
     'div',
@@ -86,7 +105,7 @@ function buildFileCard(attachment, name, url) {
     h(
       'span',
       { className: 'file-text' },
-      h('span', { className: 'file-name', text: name, title: name }),
+      h('span', { className: 'file-name', dir: 'ltr', title: name }, ...fileNameNodes(name)),
       h('span', { className: 'file-meta', text: size ? `${kind} · ${size}` : kind }),
     ),
     url
@@ -125,7 +144,10 @@ export class ImageViewer {
       return;
     }
     this.opener = opener || null;
-    this.nameEl.textContent = attachment.name;
+    this.nameEl.dir = 'ltr';
+    this.nameEl.replaceChildren(...fileNameNodes(attachment.name));
+    // The stem and extension are separate boxes; the dialog's name is the name in one piece.
+    this.nameEl.setAttribute('aria-label', attachment.name);
     this.download.href = attachment.url;
     this.download.setAttribute('download', attachment.name);
     // Sized to fit the window before it loads; a fresh element, so the last picture

@@ -137,11 +137,38 @@ export function chatDisplayName(chat, myId) {
   return name;
 }
 
+// Characters that show nothing or reorder the text around them: controls, format characters
+// (zero-width spaces and joiners, bidi marks, overrides and isolates, the byte-order mark),
+// lone surrogates, blank letters and marks, variation selectors. The server removes them
+// from file names (helpers.is_hidden_at); names stored before are cleaned here too.
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\uffa0\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
+const VARIATION_SELECTOR = /[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
+// Inside an emoji sequence (👩‍💻, 🏳️‍🌈) a joiner or variation selector is part of the picture.
+const EMOJI = /[\p{Extended_Pictographic}\u{1f3fb}-\u{1f3ff}\ufe0f]/u;
+
+/** `text` without the characters that show nothing or reorder the text around them. */
+export function withoutHiddenCharacters(text) {
+  const chars = Array.from(String(text));
+  return chars.filter((ch, i) => {
+    if (!HIDDEN.test(ch)) return true;
+    const before = chars[i - 1] || '';
+    const after = chars[i + 1] || '';
+    if (ch === '\u200d') return EMOJI.test(before) && /\p{Extended_Pictographic}/u.test(after);
+    if (VARIATION_SELECTOR.test(ch)) return EMOJI.test(before) || after === '\u20e3';
+    return false;
+  }).join('');
+}
+
+/** A file's name as shown: without hidden characters, never empty. */
+export function shownFileName(name) {
+  return withoutHiddenCharacters(name || '').trim() || 'file';
+}
+
 /** One line of a message for previews. */
 export function previewText(message, myId, kind) {
   if (!message) return 'No messages yet';
   let body = String(message.body || '').replace(/\s+/g, ' ').trim();
-  if (message.attachment) body = `📎 ${body || message.attachment.name || 'file'}`;
+  if (message.attachment) body = `📎 ${body || shownFileName(message.attachment.name)}`;
   if (body.length > 120) body = `${body.slice(0, 120)}…`;
   if (message.sender_id === myId) return `You: ${body}`;
   if (kind === 'channel') return `${message.sender_name}: ${body}`;
