@@ -44,13 +44,7 @@ from deploy.cluster import (
 )
 from events import TOO_FAST
 from presence import RedisPresence
-from tests.live_server import (
-    ROOT,
-    LiveServer,
-    RealClient,
-    csrf_token,
-    wait_until_up,
-)
+from tests.live_server import ROOT, LiveServer, RealClient, csrf_token, or_fail
 from tests.postgres import postgres_schema
 from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
 from tests.skips import skip_or_fail
@@ -78,19 +72,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = EVENT_TIMEOUT
 
 def launch_worker(folder: Path, port: int, settings: dict[str, str]) -> LiveServer:
     """One worker, started the way ``deploy/cluster.py`` starts it."""
-    log_path = folder / f"worker-{port}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            worker_command(),
-            cwd=ROOT,
-            env=worker_env(port, settings),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return LiveServer(
-        f"http://127.0.0.1:{port}", folder, settings["DATABASE_URL"], log_path, process
-    )
+    return servers.launch("worker", worker_command(), worker_env(port, settings), folder, port)
 
 
 def start_workers(
@@ -98,50 +80,30 @@ def start_workers(
 ) -> list[LiveServer]:
     """Workers started together, each answering GET /login, or a failed test with the
     output. Without ``ports``: on free ports, chosen again if one is taken meanwhile."""
-    attempts = START_ATTEMPTS if ports is None else 1
-    for attempt in range(1, attempts + 1):
-        chosen = ports or free_ports(2)
-        workers = [launch_worker(folder, port, settings) for port in chosen]
-        problems = [(worker, wait_until_up(worker)) for worker in workers]
-        failed = [(worker, problem) for worker, problem in problems if problem]
-        if not failed:
-            return workers
-        for worker in workers:
-            worker.stop()
-        worker, problem = failed[0]
-        if "Address already in use" not in worker.log_tail() or attempt == attempts:
-            break
-    pytest.fail(f"{problem} GET {worker.url}/login:\n{worker.describe()}", pytrace=False)
+    return or_fail(
+        servers.start_together,
+        lambda: [launch_worker(folder, port, settings) for port in ports or free_ports(2)],
+        attempts=START_ATTEMPTS if ports is None else 1,
+    )
 
 
 def start_nginx(nginx: str, folder: Path, workers: list[LiveServer]) -> LiveServer:
     """nginx on a free loopback port in front of ``workers``, configured by the same code
-    as ``make cluster``; as a LiveServer whose log is nginx's error log."""
+    as ``make cluster``; as a server whose log is nginx's error log."""
     upstreams = [worker.url.removeprefix("http://") for worker in workers]
-    for attempt in range(1, START_ATTEMPTS + 1):
+
+    def launch_nginx() -> LiveServer:
         port = servers.free_port()
         config = write_nginx_config(folder, upstreams, listen_address("127.0.0.1", port))
         check_nginx_config(nginx, config)
-        process = subprocess.Popen(
-            nginx_command(nginx, config),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        command = nginx_command(nginx, config)
+        front = servers.launch(
+            "nginx", command, dict(os.environ), folder, port, log_path=folder / "nginx-error.log"
         )
-        front = LiveServer(
-            f"http://127.0.0.1:{port}",
-            folder,
-            workers[0].database_url,
-            folder / "nginx-error.log",
-            process,
-        )
-        problem = wait_until_up(front)
-        if problem is None:
-            return front
-        front.stop()
-        if "Address already in use" not in front.log_tail() or attempt == START_ATTEMPTS:
-            break
-    pytest.fail(f"{problem} GET {front.url}/login:\n{front.describe()}", pytrace=False)
+        front.database_url = workers[0].database_url
+        return front
+
+    return or_fail(servers.start_one, launch_nginx, attempts=START_ATTEMPTS)
 
 
 @dataclass
@@ -224,7 +186,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             # Every test registers its own people, all from 127.0.0.1.
             "REGISTER_RATE_LIMIT": "1000 per hour",
             # scrypt's deliberate slowness would dominate; the hash is still real.
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            "PASSWORD_HASH_METHOD": servers.CHEAP_PASSWORD_HASH,
             "UPLOAD_FOLDER": str(folder / "uploads"),
             "SESSION_FILE_DIR": str(folder / "sessions"),
         }
