@@ -7,7 +7,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -15,7 +14,8 @@ from flask import g, jsonify, redirect, request, session, url_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+MAX_USERNAME_LENGTH = 32
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.\-]{{3,{MAX_USERNAME_LENGTH}}}")
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -49,12 +49,6 @@ class TooFast(ValidationError):
 def now_ms() -> int:
     """The current UTC time in milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
-
-
-def iso_utc(ms: int) -> str:
-    """Milliseconds since the epoch as ISO-8601 UTC with a ``Z``."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- login ---------------------------------------------------------------------------
@@ -171,7 +165,7 @@ def check_password(password: Any, confirmation: Any) -> str:
 
 
 def check_channel_name(value: Any) -> str:
-    """1–50 characters after trimming, no control characters."""
+    """1 to ``MAX_CHANNEL_NAME_LENGTH`` characters after trimming, no control characters."""
     if not isinstance(value, str):
         raise ValidationError("A channel name must be text.")
     name = " ".join(value.split())

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 
 from bench.servers import Server
 
-MINUTE_MS = 60_000
-
 
 @contextmanager
 def connect(server: Server) -> Iterator[sqlite3.Connection]:
@@ -35,14 +33,6 @@ def user_id(server: Server, name: str) -> int:
 def channel_id(server: Server, name: str) -> int:
     with connect(server) as conn:
         row = conn.execute("SELECT id FROM chats WHERE kind = 'channel' AND name = ?", (name,))
-        return row.fetchone()[0]
-
-
-def direct_chat_id(server: Server, first: str, second: str) -> int:
-    """The direct chat of two people (opened through the page before)."""
-    low, high = sorted((user_id(server, first), user_id(server, second)))
-    with connect(server) as conn:
-        row = conn.execute("SELECT id FROM chats WHERE direct_key = ?", (f"{low}:{high}",))
         return row.fetchone()[0]
 
 

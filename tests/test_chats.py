@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import database
+from helpers import MAX_CHANNEL_NAME_LENGTH, MAX_USERNAME_LENGTH
 from tests.conftest import received
 
 
@@ -34,6 +35,22 @@ def test_find_page_renders(alice):
     page = alice.http.get("/find")
     assert page.status_code == 200
     assert b"find-query" in page.data
+    assert f'maxlength="{MAX_USERNAME_LENGTH}"'.encode() in page.data
+
+
+def test_a_search_longer_than_any_name_finds_nobody(alice, make_user):
+    make_user("b" * MAX_USERNAME_LENGTH)
+    found = alice.http.get("/find?q=" + "b" * MAX_USERNAME_LENGTH).get_json()
+    assert [u["username"] for u in found] == ["b" * MAX_USERNAME_LENGTH]
+    assert alice.http.get("/find?q=" + "b" * (MAX_USERNAME_LENGTH + 1)).get_json() == []
+
+
+def test_the_chats_page_hands_the_client_the_servers_limits(app, alice):
+    page = alice.http.get("/chats").get_data(as_text=True)
+    assert f'data-max-message-length="{app.config["MAX_MESSAGE_LENGTH"]}"' in page
+    assert f'data-max-upload-bytes="{app.config["MAX_UPLOAD_MB"] * 1024 * 1024}"' in page
+    assert f'data-max-channel-name-length="{MAX_CHANNEL_NAME_LENGTH}"' in page
+    assert f'maxlength="{MAX_CHANNEL_NAME_LENGTH}"' in page
 
 
 def test_add_opens_one_direct_chat_for_a_pair(alice, bob):

@@ -1,7 +1,7 @@
-"""The documents say what the code is: README's settings table is ``settings.DEFAULTS``,
-docs/architecture.md has a row for every file and folder at the top of the repository and
-names only functions and paths that exist, the documents cite nothing outside the
-repository, and the benchmarks import nothing from the tests."""
+"""The house in order: README's settings table is ``settings.DEFAULTS``, docs/architecture.md
+has a row for every file and folder at the top of the repository and names only functions
+and paths that exist, the documents cite nothing outside the repository, the benchmarks
+import nothing from the tests, and every ``data-*`` attribute of a page is read by a script."""
 
 from __future__ import annotations
 
@@ -172,3 +172,14 @@ def test_bench_imports_nothing_from_the_tests():
                 if name == "tests" or name.startswith("tests.")
             ]
     assert not offenders, "\n".join(offenders)
+
+
+def test_every_data_attribute_of_the_pages_is_read_by_a_script():
+    scripts = "".join(path.read_text() for path in sorted((ROOT / "static").rglob("*.js")))
+    unread = []
+    for template in sorted((ROOT / "templates").glob("*.html")):
+        for name in sorted(set(re.findall(r"\bdata-([a-z][a-z-]*)=", template.read_text()))):
+            camel = re.sub(r"-([a-z])", lambda match: match.group(1).upper(), name)
+            if f"dataset.{camel}" not in scripts and f"data-{name}" not in scripts:
+                unread.append(f"{template.name}: data-{name}")
+    assert not unread, "no script reads " + ", ".join(unread)
