@@ -8,6 +8,7 @@ the benchmarks; this module only turns a server that never answered into a faile
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from bench.servers import ROOT, wait_until_up
 
 LiveServer = servers.Server
 T = TypeVar("T")
+EVENT_TIMEOUT_S = 5.0
 
 __all__ = [
     "ROOT",
@@ -29,6 +31,7 @@ __all__ = [
     "launch_server",
     "or_fail",
     "start_server",
+    "wait_for",
     "wait_until_up",
 ]
 
@@ -53,3 +56,16 @@ def or_fail(start: Callable[..., T], *args: Any, **options: Any) -> T:
         return start(*args, **options)
     except servers.StartFailed as error:
         pytest.fail(str(error), pytrace=False)
+
+
+def wait_for(check: Callable[[], T], what: str, timeout: float = EVENT_TIMEOUT_S) -> T:
+    """Poll ``check`` until it returns something true; fail saying ``what`` never happened.
+    The timeout only bounds a failure: a passing test waits for the event, not the clock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"Within {timeout:.0f} s, never: {what}", pytrace=False)
+        time.sleep(0.02)

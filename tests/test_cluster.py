@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,27 +44,17 @@ from deploy.cluster import (
 )
 from events import TOO_FAST
 from presence import RedisPresence
-from tests.live_server import ROOT, LiveServer, RealClient, csrf_token, or_fail
+from tests.live_server import ROOT, LiveServer, RealClient, csrf_token, or_fail, wait_for
 from tests.postgres import postgres_schema
 from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
 from tests.skips import skip_or_fail
 
+# It starts real servers: `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 PRESENCE_TTL_S = 3
 SEND_LIMIT = 30  # per minute: spent half on each worker, then refused on both
-EVENT_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = EVENT_TIMEOUT_S) -> Any:
-    """Poll ``check`` until it returns something true; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"Within {timeout:.0f} s, never: {what}", pytrace=False)
-        time.sleep(0.02)
 
 
 # -- the cluster ---------------------------------------------------------------------------
