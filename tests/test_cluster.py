@@ -275,6 +275,20 @@ def received_live(client: RealClient, message: dict[str, Any]) -> bool:
     return {"message": message} in client.received("message_received_from_current_chat")
 
 
+def talk_live(
+    first: RealClient, second: RealClient, chat_id: int, said: str, answered: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both open the chat; ``first`` says something and ``second`` answers, each message
+    seen live by the other. Returns the two stored messages."""
+    first.call("join_chat", {"chat_id": chat_id})
+    second.call("join_chat", {"chat_id": chat_id})
+    message = send(first, chat_id, said)
+    wait_for(lambda: received_live(second, message), f"{second.name} sees {said!r} live")
+    reply = send(second, chat_id, answered)
+    wait_for(lambda: received_live(first, reply), f"{first.name} sees {answered!r} live")
+    return message, reply
+
+
 # -- 1. people on different workers talk live ----------------------------------------------
 
 
@@ -291,12 +305,7 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
         lambda: any(added["chat"]["id"] == chat_id for added in bob.received("chat_added")),
         "bob, on worker 2, hears of the direct chat alice opened on worker 1",
     )
-    alice.call("join_chat", {"chat_id": chat_id})
-    bob.call("join_chat", {"chat_id": chat_id})
-    hello = send(alice, chat_id, "hello from worker 1")
-    wait_for(lambda: received_live(bob, hello), "bob sees alice's message live")
-    reply = send(bob, chat_id, "hello from worker 2")
-    wait_for(lambda: received_live(alice, reply), "alice sees bob's reply live")
+    talk_live(alice, bob, chat_id, "hello from worker 1", "hello from worker 2")
 
     assert bob.call("typing", {"chat_id": chat_id}) == {"ok": True}
     typing = {"chat_id": chat_id, "user_id": bob.id, "username": bob.name}
@@ -310,12 +319,9 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
         "alice, on worker 1, sees the channel bob created on worker 2",
     )
     assert alice.call("join_channel", {"chat_id": channel})["ok"]
-    alice.call("join_chat", {"chat_id": channel})
-    bob.call("join_chat", {"chat_id": channel})
-    in_channel = send(alice, channel, "in the channel, from worker 1")
-    wait_for(lambda: received_live(bob, in_channel), "bob sees alice's channel message")
-    answer = send(bob, channel, "in the channel, from worker 2")
-    wait_for(lambda: received_live(alice, answer), "alice sees bob's channel message")
+    in_channel, answer = talk_live(
+        alice, bob, channel, "in the channel, from worker 1", "in the channel, from worker 2"
+    )
     alice.call("join_chat", {"chat_id": chat_id})  # alice goes back to the direct chat
     later = send(bob, channel, "while alice reads the direct chat")
     wait_for(

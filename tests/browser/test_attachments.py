@@ -13,12 +13,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
+from tests.browser import ui
 from tests.browser.ui import (
     chat_in_list,
-    message_bodies,
     open_chat,
     register,
-    send_message,
     start_direct_chat,
     wait_until_chat_is_open,
 )
@@ -235,9 +234,9 @@ def test_a_cancelled_upload_sends_nothing(pair, live_server, tmp_path):
     )
     # A later message: once bob has it, a cancelled upload that had gone through anyway
     # would be there before it.
-    send_message(alice, "Never mind the picture")
+    ui.send_message(alice, "Never mind the picture")
     expect(bob.locator("#messages .message")).to_have_count(1)
-    expect(message_bodies(bob)).to_have_text(["Never mind the picture"])
+    expect(ui.message_bodies(bob)).to_have_text(["Never mind the picture"])
     assert stored_by(live_server.database_path, "grace") == (1, 0)
 
 
