@@ -50,6 +50,8 @@ import events
 import private_files
 import socket_frames
 from helpers import (
+    MAX_CHANNEL_NAME_LENGTH,
+    MAX_USERNAME_LENGTH,
     IdConverter,
     ValidationError,
     check_caption,
@@ -114,7 +116,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
 
     private_files.make_data_private(app)
-    app.config["DATABASE_PATH"] = db_commands.init_app(app).path  # None on PostgreSQL
+    db_commands.init_app(app)
     _init_sessions(app, redis_client)
     csrf.init_app(app)
     _init_socketio(app)
@@ -338,11 +340,11 @@ def _register_pages(app: Flask) -> None:
     def find() -> Any:
         query = request.args.get("q")
         if query is None:
-            return render_template("find.html")
-        users = db_commands.list_users_matching(
-            query.strip()[:64], app.config["FIND_RESULTS_LIMIT"]
-        )
-        return jsonify(users)
+            return render_template("find.html", max_query_length=MAX_USERNAME_LENGTH)
+        query = query.strip()
+        if len(query) > MAX_USERNAME_LENGTH:  # longer than any name: it matches nobody
+            return jsonify([])
+        return jsonify(db_commands.list_users_matching(query, app.config["FIND_RESULTS_LIMIT"]))
 
     @app.post("/add")
     @login_required
@@ -376,8 +378,7 @@ def _register_pages(app: Flask) -> None:
             open_chat_id = None
         settings = {
             "max_message_length": app.config["MAX_MESSAGE_LENGTH"],
-            "messages_on_open": app.config["MESSAGES_ON_OPEN"],
-            "messages_on_scroll": app.config["MESSAGES_ON_SCROLL"],
+            "max_channel_name_length": MAX_CHANNEL_NAME_LENGTH,
             "transports": app.config["SOCKETIO_TRANSPORTS"],
             "max_upload_bytes": app.config["MAX_UPLOAD_MB"] * 1024 * 1024,
         }

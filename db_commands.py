@@ -37,7 +37,7 @@ _MESSAGE_SELECT = """
 # 200 chats costs one query, not one per chat.
 _CHAT_SELECT = """
     SELECT c.id, c.kind, c.name AS channel_name, c.last_message_id,
-           cm.last_read_message_id AS last_read_id, cm.joined_at,
+           cm.last_read_message_id AS last_read_id,
            p.id AS partner_id, p.username AS partner_name,
            (SELECT COUNT(*) FROM messages AS x
              WHERE x.chat_id = c.id AND x.id > cm.last_read_message_id
@@ -56,6 +56,28 @@ _CHAT_SELECT = """
     LEFT JOIN messages AS lm ON lm.id = c.last_message_id
     LEFT JOIN users AS lu ON lu.id = lm.sender_id
     LEFT JOIN attachments AS la ON la.id = lm.attachment_id
+"""
+
+
+# Where a member's joining stands among the messages: the newest message id at that moment.
+_NEWEST_MESSAGE_ID = "(SELECT COALESCE(MAX(id), 0) FROM messages)"
+
+_INSERT_MEMBER = (
+    "INSERT INTO chat_members (chat_id, user_id, joined_at, joined_after_message_id)"
+    " VALUES (?, ?, ?, " + _NEWEST_MESSAGE_ID + ")"
+)
+
+# A chat's place in the list is its newest activity for this member, in message ids (never
+# clock time: two messages of one millisecond keep their order): its last message, or the
+# member's joining when that came later (a chat just joined or created goes to the top, as
+# the browser puts it). A joining ties with the message it followed and goes above it;
+# only joinings with no message between them fall back on their time, then the chat id.
+_NEWEST_ACTIVITY_FIRST = """
+    ORDER BY CASE WHEN COALESCE(c.last_message_id, 0) > cm.joined_after_message_id
+                  THEN c.last_message_id ELSE cm.joined_after_message_id END DESC,
+             CASE WHEN COALESCE(c.last_message_id, 0) > cm.joined_after_message_id
+                  THEN 0 ELSE cm.joined_at END DESC,
+             c.id DESC
 """
 
 
@@ -108,9 +130,11 @@ def insert_user(username: str, password_hash: str, default_channel: str) -> int:
             (username, password_hash, now),
         )
         db.execute(
-            """INSERT INTO chat_members (chat_id, user_id, last_read_message_id, joined_at)
-               SELECT id, ?, COALESCE(last_message_id, 0), ? FROM chats
-               WHERE kind = 'channel' AND lower(name) = lower(?)""",
+            """INSERT INTO chat_members
+                   (chat_id, user_id, last_read_message_id, joined_at, joined_after_message_id)
+               SELECT id, ?, COALESCE(last_message_id, 0), ?, """
+            + _NEWEST_MESSAGE_ID
+            + """ FROM chats WHERE kind = 'channel' AND lower(name) = lower(?)""",
             (user_id, now, default_channel),
         )
     return user_id
@@ -165,10 +189,7 @@ def get_or_insert_direct_chat(user_id: int, partner_id: int) -> tuple[int, bool]
         if chat_id is None:
             return db.scalar("SELECT id FROM chats WHERE direct_key = ?", (key,)), False
         for member in {low, high}:
-            db.execute(
-                "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
-                (chat_id, member, now),
-            )
+            db.execute(_INSERT_MEMBER, (chat_id, member, now))
     return chat_id, True
 
 
@@ -183,19 +204,18 @@ def insert_channel(name: str, created_by: int) -> int:
             "VALUES ('channel', ?, ?, ?) RETURNING id",
             (name, created_by, now),
         )
-        db.execute(
-            "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (?, ?, ?)",
-            (chat_id, created_by, now),
-        )
+        db.execute(_INSERT_MEMBER, (chat_id, created_by, now))
     return chat_id
 
 
 def insert_channel_member(chat_id: int, user_id: int) -> bool:
     """Add a user to a channel with its past counted as read; False if already a member."""
     cursor = get_db().execute(
-        """INSERT INTO chat_members (chat_id, user_id, last_read_message_id, joined_at)
-           SELECT id, ?, COALESCE(last_message_id, 0), ? FROM chats
-           WHERE id = ? AND kind = 'channel'
+        """INSERT INTO chat_members
+               (chat_id, user_id, last_read_message_id, joined_at, joined_after_message_id)
+           SELECT id, ?, COALESCE(last_message_id, 0), ?, """
+        + _NEWEST_MESSAGE_ID
+        + """ FROM chats WHERE id = ? AND kind = 'channel'
            ON CONFLICT (chat_id, user_id) DO NOTHING""",
         (user_id, now_ms(), chat_id),
     )
@@ -229,9 +249,7 @@ def get_chat_for_member(chat_id: int, user_id: int) -> dict[str, Any] | None:
 def list_chats_for_member(user_id: int) -> list[dict[str, Any]]:
     """Every chat of a user with its unread count and last message, newest activity first."""
     return get_db().all(
-        _CHAT_SELECT
-        + " WHERE cm.user_id = ?"
-        + " ORDER BY COALESCE(lm.created_at, cm.joined_at) DESC, c.id DESC",
+        _CHAT_SELECT + " WHERE cm.user_id = ?" + _NEWEST_ACTIVITY_FIRST,
         (user_id,),
     )
 

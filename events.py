@@ -109,10 +109,21 @@ class OnlineCount:
     a thousand counts to each of them, a million frames; now one or two a second.
     """
 
-    def __init__(self, socketio: SocketIO, count: Callable[[], int], interval: float) -> None:
+    def __init__(
+        self,
+        socketio: SocketIO,
+        count: Callable[[], int],
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        later: Callable[[float, Callable[[], None]], None] | None = None,
+    ) -> None:
+        """``clock`` tells the time and ``later(wait, then)`` runs ``then`` ``wait`` seconds
+        from now (by default a background task that sleeps): a test can drive both."""
         self._socketio = socketio
         self._count = count
         self._interval = interval
+        self._clock = clock
+        self._later = later or self._in_background
         self._lock = threading.Lock()
         self._last_sent = -math.inf
         self._scheduled = False
@@ -122,20 +133,27 @@ class OnlineCount:
         with self._lock:
             if self._scheduled:
                 return
-            wait = self._last_sent + self._interval - time.monotonic()
+            now = self._clock()
+            wait = self._last_sent + self._interval - now
             self._scheduled = wait > 0
             if not self._scheduled:
-                self._last_sent = time.monotonic()
+                self._last_sent = now
         if wait > 0:
-            self._socketio.start_background_task(self._send_later, wait)
+            self._later(wait, self._send_scheduled)
         else:
             self._send()
 
-    def _send_later(self, wait: float) -> None:
-        self._socketio.sleep(wait)
+    def _in_background(self, wait: float, then: Callable[[], None]) -> None:
+        def task() -> None:
+            self._socketio.sleep(wait)
+            then()
+
+        self._socketio.start_background_task(task)
+
+    def _send_scheduled(self) -> None:
         with self._lock:
             self._scheduled = False
-            self._last_sent = time.monotonic()
+            self._last_sent = self._clock()
         self._send()
 
     def _send(self) -> None:

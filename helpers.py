@@ -8,7 +8,6 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -18,7 +17,8 @@ from werkzeug.routing import ValidationError as NoRouteMatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+MAX_USERNAME_LENGTH = 32
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.\-]{{3,{MAX_USERNAME_LENGTH}}}")
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -71,12 +71,6 @@ class TooFast(ValidationError):
 def now_ms() -> int:
     """The current UTC time in milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
-
-
-def iso_utc(ms: int) -> str:
-    """Milliseconds since the epoch as ISO-8601 UTC with a ``Z``."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- login ---------------------------------------------------------------------------
@@ -279,8 +273,8 @@ def check_storable_text(text: str, what: str) -> str:
 
 
 def check_channel_name(value: Any) -> str:
-    """1–50 characters after trimming; no control characters, nothing invisible, nothing
-    that reorders the text (so no name can pass for another)."""
+    """1 to ``MAX_CHANNEL_NAME_LENGTH`` characters after trimming; no control characters,
+    nothing invisible, nothing that reorders the text (so no name can pass for another)."""
     if not isinstance(value, str):
         raise ValidationError("A channel name must be text.")
     name = " ".join(value.split())

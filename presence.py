@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-DEFAULT_TTL_SECONDS = 60.0
-
 
 class Presence(Protocol):
     """The presence store every worker talks to."""
@@ -47,7 +45,7 @@ class Presence(Protocol):
 class LocalPresence:
     """Presence kept in this process's memory, for a single worker."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] | None = None):
+    def __init__(self, ttl: float, clock: Callable[[], float] | None = None):
         self.ttl = ttl
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
@@ -197,8 +195,8 @@ class RedisPresence:
     def __init__(
         self,
         client: Any,
-        prefix: str = "chat",
-        ttl: float = DEFAULT_TTL_SECONDS,
+        prefix: str,
+        ttl: float,
         clock: Callable[[], float] | None = None,
     ):
         self.redis = client

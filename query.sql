@@ -83,3 +83,13 @@ BEGIN
     UPDATE chats SET last_message_id = max(coalesce(last_message_id, 0), NEW.id)
     WHERE id = NEW.chat_id;
 END;
+
+-- version: 5
+-- The chat list is ordered by message ids, never by clocks: joining a chat is placed among
+-- the messages by the id of the newest message in the database at that moment (0 before
+-- any). Existing members of a chat with messages keep its place by its last message; those
+-- of an empty chat get the newest message older than their joining.
+ALTER TABLE chat_members ADD COLUMN joined_after_message_id INTEGER NOT NULL DEFAULT 0;
+UPDATE chat_members SET joined_after_message_id = COALESCE(
+    (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
+WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;

@@ -81,3 +81,10 @@ END;
 $$;
 CREATE TRIGGER messages_move_last_message AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_move_last_message();
+
+-- version: 5
+-- query.sql's version 5: where each member's joining stands among the message ids.
+ALTER TABLE chat_members ADD COLUMN joined_after_message_id BIGINT NOT NULL DEFAULT 0;
+UPDATE chat_members SET joined_after_message_id = COALESCE(
+    (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
+WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;

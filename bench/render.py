@@ -1,6 +1,6 @@
 """How long the browser takes to draw a chat opened with 500 unread messages.
 
-Starts the chat as the browser tests do (``tests.live_server.start_server``: ``python
+Starts the chat as the other benchmarks do (``bench.servers.start_chat``: ``python
 app.py`` on eventlet, a fresh SQLite database), registers alice and bob through the real
 forms, opens their direct chat and stores ``--messages`` messages from alice in it straight
 in the database. Then, ``--runs`` times, it sets bob's read pointer back so that every one
@@ -32,8 +32,9 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
-from tests.browser import seed
-from tests.live_server import LiveServer, RealClient, start_server
+from bench import seed
+from bench.clients import RealClient
+from bench.servers import Server, start_chat
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 VIEWPORT = {"width": 1280, "height": 800}
@@ -52,7 +53,7 @@ BODIES = [
 ]
 
 
-def prepare(server: LiveServer, messages: int) -> tuple[RealClient, int, int]:
+def prepare(server: Server, messages: int) -> tuple[RealClient, int, int]:
     """Alice and bob, their chat with ``messages`` from alice; returns bob, the chat's id
     and the read pointer that leaves them all unread."""
     alice = RealClient(server, "alice").register()
@@ -101,7 +102,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def measure(runs: int, messages: int, cpu_slowdown: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="render-bench-") as folder:
-        server = start_server(Path(folder))
+        server = start_chat(Path(folder))
         try:
             bob, chat_id, unread_from = prepare(server, messages)
             with sync_playwright() as playwright:

@@ -14,12 +14,11 @@ Needs the PostgreSQL and Redis of the test suite (TEST_POSTGRES_URL, TEST_REDIS_
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +26,8 @@ from flask import Flask
 
 import db_commands
 from app import create_app, socketio
+from bench.servers import REDIS_URL, in_process_settings, postgres_schema
 from helpers import chat_room, view_room
-from tests.conftest import make_config
-from tests.postgres import TEST_POSTGRES_URL
-from tests.redis_server import TEST_REDIS_URL
-
-
-@contextlib.contextmanager
-def postgres_url() -> Iterator[str]:
-    """A throwaway schema on the test PostgreSQL (not through pytest's skip rule)."""
-    import psycopg2
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(TEST_POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{TEST_POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.cursor().execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 def rounds_of(work: Callable[[int], None], messages: int, rounds: int) -> list[float]:
@@ -97,18 +78,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder, postgres_url() as pg_url:
+    with tempfile.TemporaryDirectory() as folder, postgres_schema() as pg_url:
         base = Path(folder)
         for name, url in [("SQLite", f"sqlite:///{base / 'chat.db'}"), ("PostgreSQL", pg_url)]:
-            app = create_app(make_config(base / name, DATABASE_URL=url))
+            app = create_app(in_process_settings(base / name, DATABASE_URL=url))
             results[f"database: {name}"] = database_cost(app, args.messages, args.rounds)
             app.extensions["database"].close()
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
         for name, extra in [
             ("in-process rooms", {}),
-            ("Redis message queue", {"REDIS_URL": TEST_REDIS_URL, "REDIS_PREFIX": prefix}),
+            ("Redis message queue", {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}),
         ]:
-            app = create_app(make_config(base / name.replace(" ", "-"), **extra))
+            app = create_app(in_process_settings(base / name.replace(" ", "-"), **extra))
             results[f"emits: {name}"] = emit_cost(app, args.messages, args.rounds)
             app.extensions["database"].close()
     print(f"| per message ({args.messages:,} messages × {args.rounds} rounds) | median (min) |")

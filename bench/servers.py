@@ -1,8 +1,12 @@
-"""Start the servers under test on a free loopback port, and read their CPU and memory.
+"""The one way to start a server for benchmarks and tests, and to read its CPU and memory.
 
-The chat runs as ``python app.py`` (eventlet, as in production) with its database,
-sessions and uploads in a folder of the benchmark's; the relay runs as
-``python bench/baseline_relay.py``. Both are stopped with SIGTERM, then SIGKILL.
+Every server under test is a process of its own on a free loopback port (``launch``),
+waited for until it answers (``wait_until_up``, ``start_one``, ``start_together``) and
+stopped with SIGTERM, then SIGKILL (``Server.stop``). The chat runs as ``python app.py``
+(eventlet, as in production) with its database, sessions, uploads and secret key in a
+folder of the caller's (``launch_chat``, ``start_chat``); the relay runs as ``python
+bench/baseline_relay.py``. The tests use this module (``tests/live_server.py``); nothing
+here imports the tests.
 
 Scaled out, the chat runs as ``make cluster`` runs it: ``python deploy/cluster.py`` starts
 N workers on a schema of their own in the machine's PostgreSQL and a key prefix of their
@@ -21,17 +25,24 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
+
+from deploy.cluster import answers, find_nginx, redis_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
+# Another process can take a free port before a server binds it: so many launches, then.
+START_ATTEMPTS = 3
+LOG_TAIL_LINES = 60
+# The password hash of every chat under test that registers many people: scrypt is slow on
+# purpose and would dominate; this hash is still a real one.
+CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1000"
 # Settings that throttle a user (messages per second, logins per minute): raised so that
 # the benchmark measures the server, not the limits, while the limiter still runs. Their
 # names are read from the defaults in app.py or settings.py: "..._RATE_LIMIT" settings
@@ -43,8 +54,6 @@ HIGH_NUMBER = "1000000"
 # Niceness of the servers and the load generator (BENCH_NICE, e.g. -10 as root): on a
 # machine shared with other work, a lower value keeps that work from spoiling the latencies.
 NICE = int(os.environ.get("BENCH_NICE", "0"))
-# urllib would send loopback requests through an HTTP(S)_PROXY from the environment.
-_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # The PostgreSQL and Redis of the test suite (tests/postgres.py, tests/redis_server.py).
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -54,15 +63,14 @@ CLUSTER_STOP_TIMEOUT_S = 30.0
 
 @dataclass
 class Server:
-    """A running server under test: where to reach it and its process."""
+    """A running server under test: where to reach it, its files, output and process."""
 
     name: str
     url: str
     folder: Path
     log_path: Path
     process: subprocess.Popen[bytes]
-    database_path: Path | None = None
-    # PostgreSQL instead of SQLite: where the stored messages are counted.
+    # Where its data lives: sqlite:///<file> or a PostgreSQL URL (None for the relay).
     database_url: str | None = None
     # Scaled out: the workers (pid -> port; their CPU is the server's), nginx's master
     # process, and the processes whose CPU is reported beside the server's (loadgen.mjs).
@@ -88,19 +96,46 @@ class Server:
         """The port clients connect to."""
         return int(self.url.rsplit(":", 1)[1])
 
+    @property
+    def database_path(self) -> Path | None:
+        """The SQLite file, or None when the data is elsewhere (PostgreSQL, or none)."""
+        if self.database_url and self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return None
+
+    def query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        """Rows of ``sql`` read straight from the server's database, whichever it is."""
+        from database import Database
+
+        db = Database(self.database_url, str(ROOT), pool_size=1)
+        conn = db.connect()
+        try:
+            return conn.all(sql, params)
+        finally:
+            db.release(conn)
+            db.close()
+
     def rss_kib(self) -> int:
         """The server's resident memory in KiB (all its workers together)."""
         return sum(rss_kib(pid) for pid in self.server_pids)
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines the server (and each of its workers) wrote."""
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines the server (and each worker of a cluster) wrote."""
         logs = [self.log_path, *sorted(self.folder.glob("run/worker-*.log"))]
         tails = []
         for path in logs:
             if path.exists():
-                text = path.read_text(errors="replace").splitlines()
-                tails.append(f"-- {path.name}\n" + "\n".join(text[-lines:]))
-        return "\n".join(tails)
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                tails.append((path.name, "\n".join(text) or "(no output)"))
+        if len(tails) == 1:
+            return tails[0][1]
+        return "\n".join(f"-- {name}\n{text}" for name, text in tails) or "(no output)"
+
+    def describe(self) -> str:
+        """Whether the server still runs, then the tail of its output."""
+        code = self.process.poll()
+        state = "still running" if code is None else f"EXITED with code {code}"
+        return f"({self.name} pid {self.process.pid}: {state})\n{self.log_tail()}"
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited in time; a cluster's workers and
@@ -116,6 +151,15 @@ class Server:
             if _start_time(pid) == started:  # left running by a supervisor killed too soon
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+    def crash(self) -> None:
+        """Kill the server with SIGKILL: no shutdown code runs, as in a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+class StartFailed(RuntimeError):
+    """A server that never answered; the message says why and holds its output."""
 
 
 def set_niceness() -> None:
@@ -150,26 +194,23 @@ def limit_overrides(app_dir: Path) -> dict[str, str]:
     return settings
 
 
-def answers(url: str) -> bool:
-    """True when ``url`` answers 200."""
-    try:
-        with _direct.open(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _start(
+def launch(
     name: str,
     command: list[str],
-    cwd: Path,
     env: dict[str, str],
     folder: Path,
     port: int,
-    probe_path: str,
+    cwd: Path = ROOT,
+    log_path: Path | None = None,
 ) -> Server:
-    log_path = folder / f"{name}-{port}.log"
-    with log_path.open("wb") as log:
+    """Start ``command`` listening on loopback ``port`` and return at once, its output
+    appended to ``<folder>/<name>-<port>.log``; with ``log_path``, the process writes
+    that log itself (nginx) and its output is dropped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    captured = log_path is None
+    log_path = log_path or folder / f"{name}-{port}.log"
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(log_path.open("ab")) if captured else subprocess.DEVNULL
         process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -177,55 +218,116 @@ def _start(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=set_niceness,
+            preexec_fn=set_niceness if NICE else None,  # its children inherit it
         )
-    server = Server(name, f"http://127.0.0.1:{port}", folder, log_path, process)
-    deadline = time.monotonic() + START_TIMEOUT_S
+    url = f"http://127.0.0.1:{port}"
+    return Server(name, url, folder, log_path, process, env.get("DATABASE_URL"))
+
+
+def wait_until_up(
+    server: Server, probe_path: str = "/login", timeout: float = START_TIMEOUT_S
+) -> str | None:
+    """Wait for ``probe_path`` to answer 200: None when it does, else why it never will
+    (a server that did not answer in time is stopped)."""
+    deadline = time.monotonic() + timeout
     while not answers(server.url + probe_path):
-        if process.poll() is not None or time.monotonic() > deadline:
+        if server.process.poll() is not None:
+            return f"{server.name} exited with code {server.process.returncode} before answering"
+        if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"{name} did not start:\n{server.log_tail()}")
+            return f"{server.name} did not answer within {timeout:.0f} s"
         time.sleep(0.1)
-    return server
+    return None
+
+
+def start_together(
+    launch_all: Callable[[], list[Server]],
+    probe_path: str = "/login",
+    attempts: int = START_ATTEMPTS,
+    timeout: float = START_TIMEOUT_S,
+) -> list[Server]:
+    """The servers ``launch_all`` starts, once each answers ``probe_path``. Another process
+    can take a free port before a server binds it: then all are launched again (on ports
+    ``launch_all`` chooses anew); any other failure raises StartFailed with the output."""
+    for attempt in range(1, attempts + 1):
+        started = launch_all()
+        problems = [(server, wait_until_up(server, probe_path, timeout)) for server in started]
+        failed = [(server, problem) for server, problem in problems if problem]
+        if not failed:
+            return started
+        for server in started:
+            server.stop()
+        server, problem = failed[0]
+        if "Address already in use" not in server.log_tail() or attempt == attempts:
+            break
+    raise StartFailed(f"{problem}: GET {server.url}{probe_path}\n{server.describe()}")
+
+
+def start_one(launch_one: Callable[[], Server], **options: Any) -> Server:
+    """The server ``launch_one`` starts, once it answers (``start_together``'s options)."""
+    return start_together(lambda: [launch_one()], **options)[0]
+
+
+def data_settings(folder: Path) -> dict[str, str]:
+    """A chat's files under ``folder``: its SQLite database, sessions, uploads and secret
+    key (kept in the folder, so a second start on it reopens the same data and logins)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+    return {
+        "DATABASE_URL": f"sqlite:///{folder / 'chat.db'}",
+        "SECRET_KEY": key_file.read_text(),
+        "SESSION_FILE_DIR": str(folder / "sessions"),
+        "UPLOAD_FOLDER": str(folder / "uploads"),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def chat_settings(folder: Path, app_dir: Path) -> dict[str, str]:
     """What every benchmarked chat runs with: its files under ``folder``, a cheap password
     hash and the per-user limits out of the way."""
     return {
-        "DATABASE_URL": f"sqlite:///{folder / 'chat.db'}",
-        "SECRET_KEY": secrets.token_hex(32),
-        "SESSION_FILE_DIR": str(folder / "sessions"),
-        "UPLOAD_FOLDER": str(folder / "uploads"),
-        "PYTHONUNBUFFERED": "1",
+        **data_settings(folder),
         # scrypt is slow on purpose; registering thousands of users would dominate the run.
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
         **limit_overrides(app_dir),
     }
 
 
+def in_process_settings(folder: Path, **overrides: Any) -> dict[str, Any]:
+    """The settings of a chat built in this process (``create_app``) that keeps everything
+    under ``folder`` (its database too, unless ``DATABASE_URL`` is among the overrides),
+    with forms that need no CSRF token and a cheap password hash."""
+    settings = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "DATABASE_URL": f"sqlite:///{folder / 'chat.db'}",
+        "SESSION_FILE_DIR": str(folder / "sessions"),
+        "UPLOAD_FOLDER": str(folder / "uploads"),
+        "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
+    }
+    settings.update(overrides)
+    return settings
+
+
+def launch_chat(
+    folder: Path, settings: dict[str, str], app_dir: Path = ROOT, port: int | None = None
+) -> Server:
+    """``python app.py`` of ``app_dir`` on a free loopback port (or ``port``) with
+    ``settings`` in its environment; returns at once, before it answers."""
+    port = port or free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **settings}
+    return launch("chat", [sys.executable, "app.py"], env, folder, port, cwd=app_dir)
+
+
 def start_chat(folder: Path, app_dir: Path = ROOT, **settings: str) -> Server:
     """Start ``python app.py`` from ``app_dir`` with all its data under ``folder``
-    (or on the database of a ``DATABASE_URL`` setting)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        **chat_settings(folder, app_dir),
-        **settings,
-    }
-    server = _start("chat", [sys.executable, "app.py"], app_dir, env, folder, port, "/login")
-    _set_database(server, env["DATABASE_URL"])
-    return server
-
-
-def _set_database(server: Server, database_url: str) -> None:
-    if database_url.startswith("sqlite:///"):
-        server.database_path = Path(database_url.removeprefix("sqlite:///"))
-    else:
-        server.database_url = database_url
+    (or on the database of a ``DATABASE_URL`` setting), as benchmarks run it."""
+    return start_one(
+        lambda: launch_chat(folder, {**chat_settings(folder, app_dir), **settings}, app_dir)
+    )
 
 
 # -- scaled out: PostgreSQL, Redis, nginx and several workers ------------------------------
@@ -233,9 +335,6 @@ def _set_database(server: Server, database_url: str) -> None:
 
 def cluster_problem() -> str | None:
     """None when nginx, Redis and PostgreSQL are all here; otherwise what is missing."""
-    sys.path.insert(0, str(ROOT))
-    from deploy.cluster import find_nginx, redis_problem
-
     if find_nginx() is None:
         return "nginx is not installed (Debian: apt-get install nginx; or set NGINX)"
     problem = redis_problem(REDIS_URL)
@@ -376,26 +475,14 @@ def start_cluster(folder: Path, app_dir: Path, workers: int, settings: dict[str,
         "WORKERS": str(workers),
         "CLUSTER_RUN_DIR": str(folder / "run"),
     }
-    log_path = folder / f"cluster-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(launcher)],
-            cwd=app_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=set_niceness,  # the workers and nginx inherit it
-        )
-    server = Server(f"cluster of {workers}", f"http://127.0.0.1:{port}", folder, log_path, process)
+    server = launch("cluster", [sys.executable, str(launcher)], env, folder, port, cwd=app_dir)
+    server.name = f"cluster of {workers}"
     server.stop_timeout_s = CLUSTER_STOP_TIMEOUT_S
-    _set_database(server, env["DATABASE_URL"])
-    deadline = time.monotonic() + CLUSTER_START_TIMEOUT_S
-    while not answers(server.url + "/login"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"the cluster did not start:\n{server.log_tail()}")
-        time.sleep(0.2)
+    problem = wait_until_up(server, timeout=CLUSTER_START_TIMEOUT_S)
+    if problem:
+        server.stop()
+        raise StartFailed(f"{problem}:\n{server.describe()}")
+    process = server.process
     for child in _children_of(process.pid):
         server.children[child] = _start_time(child)
         if _comm_of(child) == "nginx":
@@ -404,7 +491,7 @@ def start_cluster(folder: Path, app_dir: Path, workers: int, settings: dict[str,
             server.workers[child] = _port_of(child)
     if len(server.workers) != workers or server.nginx_pid is None:
         server.stop()
-        raise RuntimeError(f"the cluster's processes were not all found:\n{server.log_tail()}")
+        raise StartFailed(f"the cluster's processes were not all found:\n{server.describe()}")
     server.cpu_groups = {"nginx": {"tree": [server.nginx_pid]}}
     return server
 
@@ -438,16 +525,18 @@ def source_addresses(count: int) -> list[str]:
 
 def start_relay(folder: Path, max_connections: int = 10_000) -> Server:
     """Start the bare relay (bench/baseline_relay.py) on a free port."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = [
-        sys.executable,
-        str(Path(__file__).with_name("baseline_relay.py")),
-        "--port",
-        str(port),
-        "--max-connections",
-        str(max_connections),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    probe = "/socket.io/?EIO=4&transport=polling"
-    return _start("relay", command, ROOT, env, folder, port, probe)
+
+    def launch_relay() -> Server:
+        port = free_port()
+        command = [
+            sys.executable,
+            str(Path(__file__).with_name("baseline_relay.py")),
+            "--port",
+            str(port),
+            "--max-connections",
+            str(max_connections),
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return launch("relay", command, env, folder, port)
+
+    return start_one(launch_relay, probe_path="/socket.io/?EIO=4&transport=polling")

@@ -16,8 +16,10 @@ import { Uploader } from './js/uploads.js';
 
 const root = document.getElementById('chat-app');
 const me = { id: Number(root.dataset.userId), username: root.dataset.username || '' };
-const maxMessageLength = Number(root.dataset.maxMessageLength) || 4000;
-const maxUploadBytes = Number(root.dataset.maxUploadBytes) || 10 * 1024 * 1024;
+// The server's limits (MAX_MESSAGE_LENGTH, MAX_UPLOAD_MB, the channel name's), from the page.
+const maxMessageLength = Number(root.dataset.maxMessageLength);
+const maxUploadBytes = Number(root.dataset.maxUploadBytes);
+const maxChannelNameLength = Number(root.dataset.maxChannelNameLength);
 const requestedChatId = Number(root.dataset.openChatId) || null;
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
 
@@ -188,8 +190,8 @@ channelForm.addEventListener('submit', async (event) => {
     channelInput.focus();
     return;
   }
-  if (Array.from(name).length > 50) {
-    setNote(channelError, 'A channel name has at most 50 characters.');
+  if (Array.from(name).length > maxChannelNameLength) {
+    setNote(channelError, `A channel name has at most ${maxChannelNameLength} characters.`);
     return;
   }
   const button = channelForm.querySelector('button[type="submit"]');

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from flask_socketio import SocketIOTestClient
 
 from app import create_app, socketio
+from bench.servers import in_process_settings
 from tests.postgres import postgres_schema
 
 PASSWORD = "correct horse battery"
@@ -33,21 +34,9 @@ class Clock:
 def make_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """The settings of an app that keeps everything under ``tmp_path`` (its database too,
     unless ``DATABASE_URL`` is among the overrides)."""
-    config = {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}",
-        "SESSION_FILE_DIR": str(tmp_path / "sessions"),
-        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
-        "WTF_CSRF_ENABLED": False,
-        # scrypt's deliberate slowness would dominate the suite's time; the hash is still real.
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        # Every count at once, so a test sees each change; tests/test_presence.py checks
-        # the spacing with the interval set.
-        "ONLINE_COUNT_INTERVAL_SECONDS": 0.0,
-    }
-    config.update(overrides)
-    return config
+    # Every count at once, so a test sees each change; tests/test_presence.py checks
+    # the spacing with the interval set.
+    return in_process_settings(tmp_path, **{"ONLINE_COUNT_INTERVAL_SECONDS": 0.0, **overrides})
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import report, scenarios, servers
 from tests.skips import skip_or_fail
 from tests.test_bench_smoke import assert_each_message_acked_delivered_once_and_stored
+
+# It starts real servers: `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
 
 USERS = 16  # 8 pairs: two workers both get sockets unless the hash is very unlucky
 TINY_CLUSTER = {

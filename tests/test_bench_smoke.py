@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import history, report, scenarios, servers
+
+# It starts real servers: `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
 
 TINY_CAPACITY = {
     "users": 4,

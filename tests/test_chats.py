@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import database
+from helpers import MAX_CHANNEL_NAME_LENGTH, MAX_USERNAME_LENGTH
 from tests.conftest import received
 
 
@@ -33,6 +35,22 @@ def test_find_page_renders(alice):
     page = alice.http.get("/find")
     assert page.status_code == 200
     assert b"find-query" in page.data
+    assert f'maxlength="{MAX_USERNAME_LENGTH}"'.encode() in page.data
+
+
+def test_a_search_longer_than_any_name_finds_nobody(alice, make_user):
+    make_user("b" * MAX_USERNAME_LENGTH)
+    found = alice.http.get("/find?q=" + "b" * MAX_USERNAME_LENGTH).get_json()
+    assert [u["username"] for u in found] == ["b" * MAX_USERNAME_LENGTH]
+    assert alice.http.get("/find?q=" + "b" * (MAX_USERNAME_LENGTH + 1)).get_json() == []
+
+
+def test_the_chats_page_hands_the_client_the_servers_limits(app, alice):
+    page = alice.http.get("/chats").get_data(as_text=True)
+    assert f'data-max-message-length="{app.config["MAX_MESSAGE_LENGTH"]}"' in page
+    assert f'data-max-upload-bytes="{app.config["MAX_UPLOAD_MB"] * 1024 * 1024}"' in page
+    assert f'data-max-channel-name-length="{MAX_CHANNEL_NAME_LENGTH}"' in page
+    assert f'maxlength="{MAX_CHANNEL_NAME_LENGTH}"' in page
 
 
 def test_add_opens_one_direct_chat_for_a_pair(alice, bob):
@@ -127,6 +145,61 @@ def test_chat_list_is_newest_activity_first(alice, bob, carol):
     assert [c["id"] for c in alice.call("list_chats")["chats"]] == [with_carol, general, with_bob]
     bob.send(with_bob, "4")
     assert [c["id"] for c in alice.call("list_chats")["chats"]][0] == with_bob
+
+
+def test_a_chat_joined_after_the_last_messages_stands_above_them(alice, bob, carol):
+    """Joining counts as activity, placed by message ids: a chat created, opened or joined
+    after a message stands above that message's chat, as the browser puts it on top."""
+    general = alice.call("list_chats")["chats"][0]["id"]
+    games = bob.call("create_channel", {"name": "games"})["chat"]["id"]
+    bob.send(games, "an old message")
+    alice.send(general, "1")
+    empty = alice.call("create_channel", {"name": "empty"})["chat"]["id"]
+    assert [c["id"] for c in alice.call("list_chats")["chats"]] == [empty, general]
+    alice.send(general, "2")
+    assert alice.call("join_channel", {"chat_id": games})["ok"]
+    with_carol = alice.direct_chat_with(carol)
+    order = [c["id"] for c in alice.call("list_chats")["chats"]]
+    assert order == [with_carol, games, general, empty]
+    alice.send(general, "3")
+    order = [c["id"] for c in alice.call("list_chats")["chats"]]
+    assert order == [general, with_carol, games, empty]
+
+
+def test_an_upgraded_database_places_each_joining_among_the_messages(
+    tmp_path, monkeypatch, database_url
+):
+    """Schema version 5 gives an empty chat's members the newest message older than their
+    joining, and the members of a chat with messages 0 (its last message places it)."""
+    dialect = database.dialect_of(database_url)
+    sections = database.schema_versions(database.SCHEMA_FILES[dialect].read_text())
+    version_4 = tmp_path / "version_4.sql"
+    version_4.write_text("".join(f"-- version: {v}{sql}" for v, sql in sections if v <= 4))
+    monkeypatch.setitem(database.SCHEMA_FILES, dialect, version_4)
+    db = database.Database(database_url, str(tmp_path))
+    assert db.init_schema() == 4
+    conn = db.connect()
+    for sql in [
+        "INSERT INTO users (id, username, password_hash, created_at) VALUES (1, 'a', 'h', 0)",
+        "INSERT INTO chats (id, kind, name, created_at) VALUES (2, 'channel', 'quiet', 0)",
+        "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (1, 1, 500)",
+        "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (2, 1, 3000)",
+        "INSERT INTO messages (id, chat_id, sender_id, body, created_at, client_id)"
+        " VALUES (7, 1, 1, 'x', 1000, 'a'), (9, 1, 1, 'y', 5000, 'b')",
+    ]:
+        conn.execute(sql)
+    db.release(conn)
+    monkeypatch.undo()
+    try:
+        assert db.init_schema() == sections[-1][0]
+        conn = db.connect()
+        rows = conn.all(
+            "SELECT chat_id, joined_after_message_id FROM chat_members ORDER BY chat_id"
+        )
+        db.release(conn)
+    finally:
+        db.close()
+    assert [(r["chat_id"], r["joined_after_message_id"]) for r in rows] == [(1, 0), (2, 7)]
 
 
 def test_chats_page_opens_the_chat_opened_last_on_any_device(app, alice, bob):

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,33 +44,17 @@ from deploy.cluster import (
 )
 from events import TOO_FAST
 from presence import RedisPresence
-from tests.live_server import (
-    ROOT,
-    LiveServer,
-    RealClient,
-    csrf_token,
-    wait_until_up,
-)
+from tests.live_server import ROOT, LiveServer, RealClient, csrf_token, or_fail, wait_for
 from tests.postgres import postgres_schema
 from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
 from tests.skips import skip_or_fail
 
+# It starts real servers: `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 PRESENCE_TTL_S = 3
 SEND_LIMIT = 30  # per minute: spent half on each worker, then refused on both
-EVENT_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = EVENT_TIMEOUT_S) -> Any:
-    """Poll ``check`` until it returns something true; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"Within {timeout:.0f} s, never: {what}", pytrace=False)
-        time.sleep(0.02)
 
 
 # -- the cluster ---------------------------------------------------------------------------
@@ -78,19 +62,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = EVENT_TIMEOUT
 
 def launch_worker(folder: Path, port: int, settings: dict[str, str]) -> LiveServer:
     """One worker, started the way ``deploy/cluster.py`` starts it."""
-    log_path = folder / f"worker-{port}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            worker_command(),
-            cwd=ROOT,
-            env=worker_env(port, settings),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return LiveServer(
-        f"http://127.0.0.1:{port}", folder, settings["DATABASE_URL"], log_path, process
-    )
+    return servers.launch("worker", worker_command(), worker_env(port, settings), folder, port)
 
 
 def start_workers(
@@ -98,50 +70,30 @@ def start_workers(
 ) -> list[LiveServer]:
     """Workers started together, each answering GET /login, or a failed test with the
     output. Without ``ports``: on free ports, chosen again if one is taken meanwhile."""
-    attempts = START_ATTEMPTS if ports is None else 1
-    for attempt in range(1, attempts + 1):
-        chosen = ports or free_ports(2)
-        workers = [launch_worker(folder, port, settings) for port in chosen]
-        problems = [(worker, wait_until_up(worker)) for worker in workers]
-        failed = [(worker, problem) for worker, problem in problems if problem]
-        if not failed:
-            return workers
-        for worker in workers:
-            worker.stop()
-        worker, problem = failed[0]
-        if "Address already in use" not in worker.log_tail() or attempt == attempts:
-            break
-    pytest.fail(f"{problem} GET {worker.url}/login:\n{worker.describe()}", pytrace=False)
+    return or_fail(
+        servers.start_together,
+        lambda: [launch_worker(folder, port, settings) for port in ports or free_ports(2)],
+        attempts=START_ATTEMPTS if ports is None else 1,
+    )
 
 
 def start_nginx(nginx: str, folder: Path, workers: list[LiveServer]) -> LiveServer:
     """nginx on a free loopback port in front of ``workers``, configured by the same code
-    as ``make cluster``; as a LiveServer whose log is nginx's error log."""
+    as ``make cluster``; as a server whose log is nginx's error log."""
     upstreams = [worker.url.removeprefix("http://") for worker in workers]
-    for attempt in range(1, START_ATTEMPTS + 1):
+
+    def launch_nginx() -> LiveServer:
         port = servers.free_port()
         config = write_nginx_config(folder, upstreams, listen_address("127.0.0.1", port))
         check_nginx_config(nginx, config)
-        process = subprocess.Popen(
-            nginx_command(nginx, config),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        command = nginx_command(nginx, config)
+        front = servers.launch(
+            "nginx", command, dict(os.environ), folder, port, log_path=folder / "nginx-error.log"
         )
-        front = LiveServer(
-            f"http://127.0.0.1:{port}",
-            folder,
-            workers[0].database_url,
-            folder / "nginx-error.log",
-            process,
-        )
-        problem = wait_until_up(front)
-        if problem is None:
-            return front
-        front.stop()
-        if "Address already in use" not in front.log_tail() or attempt == START_ATTEMPTS:
-            break
-    pytest.fail(f"{problem} GET {front.url}/login:\n{front.describe()}", pytrace=False)
+        front.database_url = workers[0].database_url
+        return front
+
+    return or_fail(servers.start_one, launch_nginx, attempts=START_ATTEMPTS)
 
 
 @dataclass
@@ -224,7 +176,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             # Every test registers its own people, all from 127.0.0.1.
             "REGISTER_RATE_LIMIT": "1000 per hour",
             # scrypt's deliberate slowness would dominate; the hash is still real.
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            "PASSWORD_HASH_METHOD": servers.CHEAP_PASSWORD_HASH,
             "UPLOAD_FOLDER": str(folder / "uploads"),
             "SESSION_FILE_DIR": str(folder / "sessions"),
         }
@@ -323,6 +275,20 @@ def received_live(client: RealClient, message: dict[str, Any]) -> bool:
     return {"message": message} in client.received("message_received_from_current_chat")
 
 
+def talk_live(
+    first: RealClient, second: RealClient, chat_id: int, said: str, answered: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both open the chat; ``first`` says something and ``second`` answers, each message
+    seen live by the other. Returns the two stored messages."""
+    first.call("join_chat", {"chat_id": chat_id})
+    second.call("join_chat", {"chat_id": chat_id})
+    message = send(first, chat_id, said)
+    wait_for(lambda: received_live(second, message), f"{second.name} sees {said!r} live")
+    reply = send(second, chat_id, answered)
+    wait_for(lambda: received_live(first, reply), f"{first.name} sees {answered!r} live")
+    return message, reply
+
+
 # -- 1. people on different workers talk live ----------------------------------------------
 
 
@@ -339,12 +305,7 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
         lambda: any(added["chat"]["id"] == chat_id for added in bob.received("chat_added")),
         "bob, on worker 2, hears of the direct chat alice opened on worker 1",
     )
-    alice.call("join_chat", {"chat_id": chat_id})
-    bob.call("join_chat", {"chat_id": chat_id})
-    hello = send(alice, chat_id, "hello from worker 1")
-    wait_for(lambda: received_live(bob, hello), "bob sees alice's message live")
-    reply = send(bob, chat_id, "hello from worker 2")
-    wait_for(lambda: received_live(alice, reply), "alice sees bob's reply live")
+    talk_live(alice, bob, chat_id, "hello from worker 1", "hello from worker 2")
 
     assert bob.call("typing", {"chat_id": chat_id}) == {"ok": True}
     typing = {"chat_id": chat_id, "user_id": bob.id, "username": bob.name}
@@ -358,12 +319,9 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
         "alice, on worker 1, sees the channel bob created on worker 2",
     )
     assert alice.call("join_channel", {"chat_id": channel})["ok"]
-    alice.call("join_chat", {"chat_id": channel})
-    bob.call("join_chat", {"chat_id": channel})
-    in_channel = send(alice, channel, "in the channel, from worker 1")
-    wait_for(lambda: received_live(bob, in_channel), "bob sees alice's channel message")
-    answer = send(bob, channel, "in the channel, from worker 2")
-    wait_for(lambda: received_live(alice, answer), "alice sees bob's channel message")
+    in_channel, answer = talk_live(
+        alice, bob, channel, "in the channel, from worker 1", "in the channel, from worker 2"
+    )
     alice.call("join_chat", {"chat_id": chat_id})  # alice goes back to the direct chat
     later = send(bob, channel, "while alice reads the direct chat")
     wait_for(

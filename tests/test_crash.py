@@ -8,9 +8,13 @@ import threading
 import time
 import uuid
 
+import pytest
 import socketio
 
 from tests.live_server import RealClient, start_server
+
+# It starts real servers: `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
 
 GENERAL = 1
 

@@ -1,4 +1,4 @@
-"""History paging (DESIGN.md): 20 on open, or from the first unread; 10 older on scroll;
+"""History paging: 20 on open, or from the first unread; 10 older on scroll;
 pages cut by id so nothing repeats or hides when messages arrive mid-scroll."""
 
 from __future__ import annotations

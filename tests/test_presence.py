@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 import pytest
 
+from events import OnlineCount
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from tests.conftest import Clock, received, register
 from tests.redis_server import redis_client, redis_prefix
@@ -60,12 +61,20 @@ def test_a_new_tab_of_an_online_user_gets_the_count(alice, bob):
     assert presence_events(second) == [("online_users_updated", {"count": 2})]
 
 
-def test_a_crowd_coming_online_gets_the_count_once_an_interval_not_once_each(make_app):
+def test_a_crowd_coming_online_gets_the_count_once_an_interval_not_once_each(app):
     """Nine people connect within the interval: the first one's count goes out at once,
     the other eight as one count at the end of the interval, the count of that moment."""
     from app import socketio
 
-    app = make_app(ONLINE_COUNT_INTERVAL_SECONDS=0.5)
+    clock = Clock()
+    scheduled: list[tuple[float, Callable[[], None]]] = []
+    app.extensions["online_count"] = OnlineCount(
+        socketio,
+        app.extensions["presence"].store.online_count,
+        interval=0.5,
+        clock=clock,
+        later=lambda wait, then: scheduled.append((clock.now + wait, then)),
+    )
 
     def log_in(name):
         http = app.test_client()
@@ -74,13 +83,13 @@ def test_a_crowd_coming_online_gets_the_count_once_an_interval_not_once_each(mak
 
     watcher = socketio.test_client(app, flask_test_client=log_in("watcher"))
     crowd = [log_in(f"person{n}") for n in range(9)]
-    time.sleep(0.6)  # a quiet interval
+    clock.now += 0.6  # a quiet interval
     watcher.get_received()
-    started = time.monotonic()
     tabs = [socketio.test_client(app, flask_test_client=http) for http in crowd]
-    assert time.monotonic() - started < 0.5, "the crowd came within one interval"
     assert [data["count"] for data in counts(watcher)] == [2]
-    time.sleep(0.6)
+    assert [due for due, _ in scheduled] == [clock.now + 0.5], "one count at the interval's end"
+    clock.now, send = scheduled.pop()
+    send()
     assert [data["count"] for data in counts(watcher)] == [10]
     for tab in [watcher, *tabs]:
         tab.disconnect()

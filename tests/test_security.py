@@ -434,6 +434,7 @@ def websocket_handshake(server, origin: str, cookie: str) -> bool:
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_foreign_page_cannot_open_a_socket_with_our_cookies(live_same_origin):
     cookie = logged_in_cookie(live_same_origin)
     own = live_same_origin.url
@@ -443,6 +444,7 @@ def test_a_foreign_page_cannot_open_a_socket_with_our_cookies(live_same_origin):
     assert websocket_handshake(live_same_origin, "http://evil.example", cookie) is False
 
 
+@pytest.mark.slow
 def test_the_public_origin_setting_admits_the_proxy_origin_only(live):
     cookie = logged_in_cookie(live)
     assert polling_handshake(live, "https://chat.example.org", cookie).status_code == 200

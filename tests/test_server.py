@@ -12,6 +12,9 @@ import pytest
 from app import LISTEN_BACKLOG
 from tests.live_server import start_server
 
+# It starts real servers: `pytest -m "not slow"` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 def test_the_server_queues_a_crowd_of_connections_not_fifty(tmp_path):
     if shutil.which("ss") is None:

@@ -1,5 +1,10 @@
 // The left panel: the user's chats (newest activity first) with previews, unread badges
 // and who is online, and the channels the user can join.
+//
+// The order is the server's (list_chats): a chat's newest activity is its last message or
+// the user's joining it, whichever came later, compared by message ids. Here a new
+// message or a chat just created, joined or opened is the newest activity there is, so it
+// moves to the top, and the list stays the one the server would answer.
 
 import {
   chatDisplayName, formatListTime, h, previewText, setNote, timeElement,

@@ -47,10 +47,12 @@ PAGES = pytest.StashKey[dict[str, "OpenPage"]]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test of this folder ``browser`` (``-m 'not browser'`` leaves them out)."""
+    """Mark every test of this folder ``browser`` and ``slow`` (``-m 'not browser'`` or
+    ``-m 'not slow'`` leaves them out)."""
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
 
 
 # -- the server ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
-from tests.browser import seed
+from bench import seed
 from tests.browser.journey import first_day, keep_on_the_lan
 from tests.browser.ui import (
     create_channel,

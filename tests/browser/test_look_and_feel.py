@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import seed
+from bench import seed
 from tests.browser.ui import (
     chat_in_list,
     create_channel,

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
-from tests.browser import seed
+from bench import seed
 from tests.browser.conftest import PHONE, ROOT
 from tests.browser.ui import PASSWORD, chat_in_list, message_bodies
 from tests.live_server import LiveServer, RealClient

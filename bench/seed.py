@@ -1,6 +1,7 @@
-"""History written straight into a live server's SQLite database, for tests that need more
-messages, or older ones, than a person would type (the server limits how fast anyone
-sends). People and chats are made through the real pages first; only messages are seeded."""
+"""History written straight into a running chat's SQLite database, for tests and benchmarks
+that need more messages, or older ones, than a person would type (the server limits how
+fast anyone sends). People and chats are made through the real pages first; only messages
+are seeded."""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from tests.live_server import LiveServer
-
-MINUTE_MS = 60_000
+from bench.servers import Server
 
 
 @contextmanager
-def connect(server: LiveServer) -> Iterator[sqlite3.Connection]:
+def connect(server: Server) -> Iterator[sqlite3.Connection]:
     """A write connection to the server's database, committed on leaving."""
     conn = sqlite3.connect(server.database_path, timeout=10)
     try:
@@ -26,22 +25,14 @@ def connect(server: LiveServer) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def user_id(server: LiveServer, name: str) -> int:
+def user_id(server: Server, name: str) -> int:
     with connect(server) as conn:
         return conn.execute("SELECT id FROM users WHERE username = ?", (name,)).fetchone()[0]
 
 
-def channel_id(server: LiveServer, name: str) -> int:
+def channel_id(server: Server, name: str) -> int:
     with connect(server) as conn:
         row = conn.execute("SELECT id FROM chats WHERE kind = 'channel' AND name = ?", (name,))
-        return row.fetchone()[0]
-
-
-def direct_chat_id(server: LiveServer, first: str, second: str) -> int:
-    """The direct chat of two people (opened through the page before)."""
-    low, high = sorted((user_id(server, first), user_id(server, second)))
-    with connect(server) as conn:
-        row = conn.execute("SELECT id FROM chats WHERE direct_key = ?", (f"{low}:{high}",))
         return row.fetchone()[0]
 
 
@@ -51,7 +42,7 @@ def ms(moment: datetime) -> int:
 
 
 def add_messages(
-    server: LiveServer, chat_id: int, messages: Iterable[tuple[str, str, datetime]]
+    server: Server, chat_id: int, messages: Iterable[tuple[str, str, datetime]]
 ) -> list[int]:
     """Store ``(sender name, body, sent at)`` messages in order; return their ids."""
     ids = []
@@ -76,7 +67,7 @@ def spread(
     return [(senders[i % len(senders)], body, start + i * step) for i, body in enumerate(bodies)]
 
 
-def set_read_pointer(server: LiveServer, chat_id: int, name: str, last_read_id: int) -> None:
+def set_read_pointer(server: Server, chat_id: int, name: str, last_read_id: int) -> None:
     """Where ``name`` has read ``chat_id`` up to."""
     with connect(server) as conn:
         conn.execute(
