@@ -16,9 +16,10 @@ if __name__ == "__main__":
 import logging
 import os
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import socketio as socketio_server
@@ -84,6 +85,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 LISTEN_BACKLOG = 4096
 # Room for the form fields that travel with an uploaded file.
 UPLOAD_FORM_OVERHEAD = 64 * 1024
+
+T = TypeVar("T")
 
 socketio = SocketIO()
 events.register(socketio)
@@ -374,6 +377,8 @@ def _register_pages(app: Flask) -> None:
 
 def _register_uploads(app: Flask) -> None:
     limiter: Limiter = app.extensions["rate_limiter"]
+    # Green under `python app.py` (threading is monkey-patched): a waiting upload yields.
+    upload_slots = threading.BoundedSemaphore(app.config["UPLOAD_WORKERS"])
 
     @app.post("/upload")
     @csrf.exempt  # checked below, after the login, so a logged-out browser hears 401
@@ -406,27 +411,39 @@ def _register_uploads(app: Flask) -> None:
             return _json_error(400, "Choose a file to send.")
         folder = app.config["UPLOAD_PATH"]
         try:
-            kept = attachments.store_upload(
-                file.stream, file.filename, folder, app.config["MAX_UPLOAD_MB"] * 1024 * 1024
-            )
+            with upload_slots:
+                kept = _off_the_loop(
+                    app,
+                    attachments.store_upload,
+                    file.stream,
+                    file.filename,
+                    folder,
+                    app.config["MAX_UPLOAD_MB"] * 1024 * 1024,
+                    int(app.config["MAX_PICTURE_MEGAPIXELS"] * 1_000_000),
+                )
         except attachments.FileTooLarge as error:
             return _json_error(413, str(error))
         except ValidationError as error:
             return _json_error(400, str(error))
-        row, created = db_commands.insert_message(
-            chat_id,
-            user_id,
-            caption,
-            client_id,
-            attachment={
-                "original_name": attachments.clean_name(file.filename),
-                "stored_name": kept.stored_name,
-                "mime_type": kept.mime_type,
-                "size_bytes": kept.size,
-                "width": kept.width,
-                "height": kept.height,
-            },
-        )
+        try:
+            row, created = db_commands.insert_message(
+                chat_id,
+                user_id,
+                caption,
+                client_id,
+                attachment={
+                    "original_name": attachments.clean_name(file.filename),
+                    "stored_name": kept.stored_name,
+                    "mime_type": kept.mime_type,
+                    "size_bytes": kept.size,
+                    "width": kept.width,
+                    "height": kept.height,
+                },
+            )
+        except BaseException:
+            # No row names the files: they go, and a retry stores them afresh.
+            attachments.delete_stored(folder, kept.stored_name)
+            raise
         message = serialize_message(row)
         if not created:
             attachments.delete_stored(folder, kept.stored_name)
@@ -476,6 +493,17 @@ def _register_uploads(app: Flask) -> None:
         # A stored file never changes; only the people of its chat may keep a copy.
         response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
         return response
+
+
+def _off_the_loop(app: Flask, function: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (files, pictures) in a real thread under eventlet, whose event loop
+    would otherwise stop every socket of the worker while it runs; a plain call in
+    threading mode, where each request has its own thread already."""
+    if app.config["SOCKETIO_ASYNC_MODE"] == "eventlet":
+        from eventlet import tpool
+
+        return tpool.execute(function, *args)
+    return function(*args)
 
 
 def _json_error(code: int, message: str) -> Any:

@@ -31,6 +31,12 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
     "MAX_UPLOAD_MB": 10,
+    # Pictures are refused from their header above this size, before a pixel is decoded
+    # (decoding takes 3-4 bytes a pixel: 40 megapixels, about 160 MB).
+    "MAX_PICTURE_MEGAPIXELS": 40,
+    # Uploads checked at once (copy, content check, thumbnail, in threads off the event
+    # loop); the others wait their turn, which bounds the memory pictures take.
+    "UPLOAD_WORKERS": 2,
     "DB_POOL_SIZE": 20,
     "PRESENCE_TTL_SECONDS": 60,
     # The online count goes out at most once per this many seconds from each worker (at
