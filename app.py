@@ -41,7 +41,7 @@ from flask_limiter.util import get_remote_address
 from flask_session import Session
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -558,6 +558,11 @@ def _register_errors(app: Flask) -> None:
             return jsonify({"ok": False, "error": events.TOO_FAST, "code": "rate_limited"}), 429
         return _apology(429, events.TOO_FAST)
 
+    @app.errorhandler(ClientDisconnected)
+    def stalled(error: ClientDisconnected) -> Any:
+        # The body stopped coming (HTTP_TIMEOUT_SECONDS without a byte) or was cut short.
+        return _apology(408, "The request stopped arriving before its end. Please try again.")
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         return _apology(error.code or 500, error.description or error.name)
@@ -624,35 +629,62 @@ def disable_websocket_compression() -> None:
 
 def main() -> None:
     """Start the chat on eventlet with the settings from the environment."""
+    import connections
+
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings = settings_from_environment()
+    # First of all, so that a second server on the same port stops before touching anything.
+    listener = connections.open_listener(settings["HOST"], settings["PORT"], LISTEN_BACKLOG)
     if os.environ.get("DATABASE_URL", "").startswith(("postgresql:", "postgres:")):
         # psycopg2 waits on its socket through eventlet's hub instead of blocking the process.
         from eventlet.support import psycopg2_patcher
 
         psycopg2_patcher.make_psycopg_green()
     app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
-    host, port = app.config["HOST"], app.config["PORT"]
+    do_sweep_uploads(app)
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
     disable_websocket_compression()
-    print_addresses(host, port)
+    print_addresses(app.config["HOST"], app.config["PORT"])
     socketio.start_background_task(events.presence_heartbeat, app)
-    serve(app, host, port, max_connections)
+    serve(app, listener, max_connections)
 
 
-def serve(app: Flask, host: str, port: int, max_connections: int) -> None:
-    """What ``socketio.run`` does on eventlet, with a listen backlog for a crowd: after a
+def do_sweep_uploads(app: Flask) -> None:
+    """Remove what interrupted uploads left in the upload folder (see
+    ``attachments.sweep_leftovers``): at start, before any upload can be in flight here."""
+    with app.app_context():
+        referenced = db_commands.list_stored_names()
+    removed = attachments.sweep_leftovers(app.config["UPLOAD_PATH"], referenced)
+    if removed:
+        log.info("Removed %d leftover files from the upload folder", len(removed))
+
+
+def serve(app: Flask, listener: Any, max_connections: int) -> None:
+    """What ``socketio.run`` does on eventlet, with a listen backlog for a crowd (after a
     restart every open page reconnects at once, and eventlet's default backlog of 50 would
-    leave the rest waiting for SYN retries (1 s, 3 s, 7 s...)."""
-    import eventlet
+    leave the rest waiting for SYN retries: 1 s, 3 s, 7 s...), a timeout on every wait for a
+    client, and a cap on the connections of one address."""
     import eventlet.wsgi
 
-    family, _type, _proto, _name, address = socket.getaddrinfo(host, port)[0]
-    listener = eventlet.listen(address, family, backlog=LISTEN_BACKLOG)
-    # eventlet's server stops accepting at 1,024 connections unless max_size is raised.
-    eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
+    import connections
+
+    # Behind a reverse proxy every connection comes from the proxy: the proxy caps per
+    # client address (limit_conn in deploy/nginx.conf), the chat cannot.
+    per_address = 0 if app.config["TRUSTED_PROXIES"] else app.config["MAX_CONNECTIONS_PER_ADDRESS"]
+    eventlet.wsgi.server(
+        listener,
+        app,
+        # At most max_connections at once (eventlet's default stops accepting at 1,024).
+        custom_pool=connections.AddressCappedPool(max_connections, per_address),
+        # Each wait on a client's socket (a request line, headers, an upload's next bytes,
+        # room to write a reply) ends after this; python-engineio sets its own, longer one
+        # (ping interval + ping timeout) on a socket that became a WebSocket.
+        socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
+        log_output=False,
+    )
 
 
 if __name__ == "__main__":

@@ -9,14 +9,19 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image, ImageFile
 
 import attachments
 import db_commands
+from bench.servers import limit_overrides
 from tests.conftest import query, received, register
+from tests.live_server import RealClient, csrf_token, start_server
 from tests.pictures import RGB, huge_png
 from tests.test_attachments import attachment_rows, stored_files, upload
 
@@ -236,3 +241,89 @@ def test_the_sweep_removes_old_leftovers_and_keeps_what_a_row_names(app, alice, 
 
 def test_the_sweep_of_a_missing_folder_does_nothing(tmp_path):
     assert attachments.sweep_leftovers(tmp_path / "never-made", []) == []
+
+
+# -- a real server (python app.py on eventlet) ----------------------------------------------
+
+
+def upload_over_http(server, person, name: str, data: bytes) -> requests.Response:
+    """POST /upload as the browser does it, with the page's CSRF token."""
+    token = csrf_token(person.http.get(f"{server.url}/chats").text)
+    return person.http.post(
+        f"{server.url}/upload",
+        data={"chat_id": "1", "client_id": uuid.uuid4().hex},
+        files={"file": (name, data)},
+        headers={"X-CSRFToken": token, "Accept": "application/json"},
+        timeout=120,
+    )
+
+
+def test_others_are_served_in_order_while_a_big_picture_is_processed(tmp_path):
+    """While alice's 39.9-megapixel picture is being checked and shrunk (its ".part" file
+    is in the upload folder), bob's messages are answered, every one, in order."""
+    server = start_server(tmp_path, **limit_overrides(ROOT))
+    try:
+        alice = RealClient(server, "alice").register()
+        bob = RealClient(server, "bob").register()
+        bob.connect()
+        uploads = tmp_path / "uploads"
+        picture = huge_png(6320, 6320, RGB)
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(upload_over_http, server, alice, "big.png", picture)
+            while not list(uploads.glob("*.part")):  # the server has started storing it
+                assert not sent.done(), sent.result().text
+            acks, answered_while_processing = [], 0
+            while not sent.done():
+                processing = bool(list(uploads.glob("*.part")))
+                acks.append(
+                    bob.call(
+                        "message_sent",
+                        {"chat_id": 1, "body": f"bob {len(acks)}", "client_id": uuid.uuid4().hex},
+                    )
+                )
+                if processing and list(uploads.glob("*.part")):
+                    answered_while_processing += 1
+            response = sent.result()
+        assert response.status_code == 201, response.text
+        assert all(ack["ok"] for ack in acks), acks
+        ids = [ack["message"]["id"] for ack in acks]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert answered_while_processing > 0, "bob waited for the picture"
+        attachment = response.json()["message"]["attachment"]
+        thumbnail = alice.http.get(server.url + attachment["thumbnail_url"])
+        assert Image.open(io.BytesIO(thumbnail.content)).size == (480, 480)
+        bob.disconnect()
+    finally:
+        server.stop()
+
+
+def test_leftovers_are_swept_when_the_server_starts_and_named_files_are_kept(tmp_path):
+    server = start_server(tmp_path)
+    try:
+        alice = RealClient(server, "alice").register()
+        kept = upload_over_http(server, alice, "kept.png", huge_png(800, 600))
+        assert kept.status_code == 201
+    finally:
+        server.stop()
+    uploads = tmp_path / "uploads"
+    named = sorted(p.name for p in uploads.iterdir())
+    assert len(named) == 2  # the picture and its thumbnail
+    leftovers = {
+        "0123abcd.png.part": b"cut short by a crash",
+        "89abcdef.png": huge_png(10, 10),
+        "89abcdef.thumb.png": huge_png(10, 10),
+    }
+    for name, data in leftovers.items():
+        (uploads / name).write_bytes(data)
+    for path in uploads.iterdir():
+        age(path, 2 * HOUR)
+    (uploads / "fedcba98.txt").write_bytes(b"young: maybe an upload in flight")
+
+    server = start_server(tmp_path)
+    try:
+        assert sorted(p.name for p in uploads.iterdir()) == sorted([*named, "fedcba98.txt"])
+        alice.http.get(server.url + "/login")  # same session cookie, same secret key
+        attachment = kept.json()["message"]["attachment"]
+        assert alice.http.get(server.url + attachment["url"]).status_code == 200
+    finally:
+        server.stop()
