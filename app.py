@@ -679,9 +679,10 @@ def serve(app: Flask, listener: Any, max_connections: int) -> None:
         app,
         # At most max_connections at once (eventlet's default stops accepting at 1,024).
         custom_pool=connections.AddressCappedPool(max_connections, per_address),
-        # Each wait on a client's socket (a request line, headers, an upload's next bytes,
-        # room to write a reply) ends after this; python-engineio sets its own, longer one
-        # (ping interval + ping timeout) on a socket that became a WebSocket.
+        protocol=connections.HeadDeadlineProtocol,
+        # Each wait on a client's socket (an upload's next bytes, room to write a reply)
+        # ends after this, and a request's whole head is due within it; python-engineio
+        # sets its own, longer one (ping interval + ping timeout) on a WebSocket.
         socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
         log_output=False,
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet
+import eventlet.wsgi
 
 log = logging.getLogger("chat")
 
@@ -49,6 +50,38 @@ def open_listener(host: str, port: int, backlog: int) -> Any:
             f"(perhaps the chat, started twice) is using port {port}: stop it, or start "
             f"this one with another PORT."
         ) from None
+
+
+class HeadDeadlineProtocol(eventlet.wsgi.HttpProtocol):
+    """eventlet's HTTP handling, with a request's whole head (its line and headers) due
+    within the server's socket timeout: that timeout bounds each wait only, and a client
+    sending a byte just before each would otherwise hold its connection for ever."""
+
+    _head_deadline: eventlet.Timeout | None = None
+
+    def _read_request_line(self) -> Any:
+        timeout = TimeoutError("the request's head came too slowly")
+        self._head_deadline = eventlet.Timeout(self.server.socket_timeout, timeout)
+        return super()._read_request_line()
+
+    def parse_request(self) -> bool:
+        """Read the headers, still within the head's deadline, then lift it."""
+        try:
+            return super().parse_request()
+        finally:
+            self._lift_head_deadline()
+
+    def handle_one_request(self) -> None:
+        """One request; the deadline lifted whichever way it ends."""
+        try:
+            super().handle_one_request()
+        finally:
+            self._lift_head_deadline()
+
+    def _lift_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
 
 
 class AddressCappedPool(eventlet.GreenPool):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import resource
+import select
 import selectors
 import socket
 import time
@@ -250,6 +251,27 @@ def test_stalled_uploads_and_half_sent_requests_are_closed_after_the_timeout(tmp
         for sock in stalled + half_lines:
             with contextlib.suppress(OSError):
                 sock.close()
+        server.stop()
+
+
+def test_a_request_head_sent_a_byte_at_a_time_is_closed_after_the_timeout(tmp_path):
+    """Each byte comes before the timeout, yet the whole head is due within it."""
+    server = start_server(tmp_path, HTTP_TIMEOUT_SECONDS="2")
+    try:
+        sock = socket.create_connection(("127.0.0.1", port_of(server.url)), timeout=SETTLE_S)
+        head = b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"a" * 20
+        sent = 0
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for byte in head:
+                sock.send(bytes([byte]))
+                sent += 1
+                time.sleep(0.5)
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server answered or closed
+        assert sent < len(head), "the server waited for the whole trickle"
+        assert read_until_closed([sock], SETTLE_S) == [b""]
+        assert answers(f"{server.url}/login")
+    finally:
         server.stop()
 
 
