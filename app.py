@@ -644,6 +644,7 @@ def main() -> None:
         psycopg2_patcher.make_psycopg_green()
     app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
     do_sweep_uploads(app)
+    attachments.do_give_back_picture_memory()
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
     disable_websocket_compression()

@@ -10,6 +10,8 @@ thread of its pool, never on the event loop (docs/architecture.md, "Which work r
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import secrets
 import time
@@ -28,6 +30,9 @@ MAX_NAME_LENGTH = 200
 # old: an upload in flight owns its files for seconds (checks, then the database write).
 LEFTOVER_AGE_SECONDS = 3600
 _CHUNK = 64 * 1024
+# glibc's mallopt parameter: allocations from this size up are mapped on their own.
+_M_MMAP_THRESHOLD = -3
+_MAPPED_FROM_BYTES = 1024 * 1024
 # EXIF orientations that turn the picture a quarter: width and height swap when shown.
 _QUARTER_TURNS = {5, 6, 7, 8}
 
@@ -60,6 +65,21 @@ class StoredFile:
     size: int
     width: int | None = None
     height: int | None = None
+
+
+def do_give_back_picture_memory() -> None:
+    """Have the C allocator map every allocation of 1 MB or more on its own, so that a
+    decoded picture's memory goes back to the system as soon as it is freed.
+
+    glibc otherwise raises that threshold after the first big free, and each thread of the
+    pool then keeps the pictures it decoded in its own arena: the server stayed at 716 MB
+    after five 40-megapixel uploads, 244 MB with this (bench/pictures.py). Not glibc: no-op.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM_BYTES)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def is_picture(mime_type: str) -> bool:
