@@ -5,7 +5,8 @@ after its content proved to be what its extension says. Pictures get a thumbnail
 at upload and kept beside them.
 
 Everything here blocks (file copies, checks, decoding pictures): the server calls it from a
-thread of its pool, never on the event loop (docs/architecture.md, "Which work runs where").
+thread of its pool, never on the event loop (docs/architecture.md, "Where the work of an
+upload runs").
 """
 
 from __future__ import annotations
