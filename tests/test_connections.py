@@ -139,7 +139,7 @@ def test_one_address_cannot_take_the_server_and_its_idle_connections_time_out(tm
     answers the rest 503 at once; the 200 are closed after HTTP_TIMEOUT_SECONDS; carol, at
     127.0.0.2, is served in order throughout, and 127.0.0.1 is served again afterwards."""
     raise_open_files_limit(FLOOD + 1_000)
-    server = start_server(tmp_path, HTTP_TIMEOUT_SECONDS="10", **limit_overrides(ROOT))
+    server = start_server(tmp_path, HTTP_TIMEOUT_SECONDS="15", **limit_overrides(ROOT))
     port = port_of(server.url)
     carol = ClientAt(server, "carol", "127.0.0.2").register()
     carol.connect()
