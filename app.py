@@ -16,9 +16,10 @@ if __name__ == "__main__":
 import logging
 import os
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import socketio as socketio_server
@@ -40,7 +41,7 @@ from flask_limiter.util import get_remote_address
 from flask_session import Session
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -91,6 +92,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 LISTEN_BACKLOG = 4096
 # Room for the form fields that travel with an uploaded file.
 UPLOAD_FORM_OVERHEAD = 64 * 1024
+
+T = TypeVar("T")
 
 socketio = SocketIO()
 events.register(socketio)
@@ -387,6 +390,8 @@ def _register_pages(app: Flask) -> None:
 
 def _register_uploads(app: Flask) -> None:
     limiter: Limiter = app.extensions["rate_limiter"]
+    # Green under `python app.py` (threading is monkey-patched): a waiting upload yields.
+    upload_slots = threading.BoundedSemaphore(app.config["UPLOAD_WORKERS"])
 
     @app.post("/upload")
     @csrf.exempt  # checked below, after the login, so a logged-out browser hears 401
@@ -417,9 +422,16 @@ def _register_uploads(app: Flask) -> None:
             return _json_error(400, "Choose a file to send.")
         folder = app.config["UPLOAD_PATH"]
         try:
-            kept = attachments.store_upload(
-                file.stream, file.filename, folder, app.config["MAX_UPLOAD_MB"] * 1024 * 1024
-            )
+            with upload_slots:
+                kept = _off_the_loop(
+                    app,
+                    attachments.store_upload,
+                    file.stream,
+                    file.filename,
+                    folder,
+                    app.config["MAX_UPLOAD_MB"] * 1024 * 1024,
+                    int(app.config["MAX_PICTURE_MEGAPIXELS"] * 1_000_000),
+                )
         except attachments.FileTooLarge as error:
             return _json_error(413, str(error))
         except ValidationError as error:
@@ -428,20 +440,25 @@ def _register_uploads(app: Flask) -> None:
         private_files.make_private(
             folder / kept.stored_name, folder / attachments.thumbnail_name(kept.stored_name)
         )
-        row, created = db_commands.insert_message(
-            chat_id,
-            user_id,
-            caption,
-            client_id,
-            attachment={
-                "original_name": attachments.clean_name(file.filename),
-                "stored_name": kept.stored_name,
-                "mime_type": kept.mime_type,
-                "size_bytes": kept.size,
-                "width": kept.width,
-                "height": kept.height,
-            },
-        )
+        try:
+            row, created = db_commands.insert_message(
+                chat_id,
+                user_id,
+                caption,
+                client_id,
+                attachment={
+                    "original_name": attachments.clean_name(file.filename),
+                    "stored_name": kept.stored_name,
+                    "mime_type": kept.mime_type,
+                    "size_bytes": kept.size,
+                    "width": kept.width,
+                    "height": kept.height,
+                },
+            )
+        except BaseException:
+            # No row names the files: they go, and a retry stores them afresh.
+            attachments.delete_stored(folder, kept.stored_name)
+            raise
         message = serialize_message(row)
         if not created:
             attachments.delete_stored(folder, kept.stored_name)
@@ -492,6 +509,17 @@ def _register_uploads(app: Flask) -> None:
         # A stored file never changes; only the people of its chat may keep a copy.
         response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
         return response
+
+
+def _off_the_loop(app: Flask, function: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (files, pictures) in a real thread under eventlet, whose event loop
+    would otherwise stop every socket of the worker while it runs; a plain call in
+    threading mode, where each request has its own thread already."""
+    if app.config["SOCKETIO_ASYNC_MODE"] == "eventlet":
+        from eventlet import tpool
+
+        return tpool.execute(function, *args)
+    return function(*args)
 
 
 def _json_error(code: int, message: str) -> Any:
@@ -545,6 +573,11 @@ def _register_errors(app: Flask) -> None:
         if wants_json():
             return jsonify({"ok": False, "error": events.TOO_FAST, "code": "rate_limited"}), 429
         return _apology(429, events.TOO_FAST)
+
+    @app.errorhandler(ClientDisconnected)
+    def stalled(error: ClientDisconnected) -> Any:
+        # The body stopped coming (HTTP_TIMEOUT_SECONDS without a byte) or was cut short.
+        return _apology(408, "The request stopped arriving before its end. Please try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
@@ -612,37 +645,66 @@ def disable_websocket_compression() -> None:
 
 def main() -> None:
     """Start the chat on eventlet with the settings from the environment."""
+    import connections
+
     # Everything this process creates from now on is its owner's only (private_files.py).
     os.umask(private_files.PROCESS_UMASK)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings = settings_from_environment()
+    # First of all, so that a second server on the same port stops before touching anything.
+    listener = connections.open_listener(settings["HOST"], settings["PORT"], LISTEN_BACKLOG)
     if os.environ.get("DATABASE_URL", "").startswith(("postgresql:", "postgres:")):
         # psycopg2 waits on its socket through eventlet's hub instead of blocking the process.
         from eventlet.support import psycopg2_patcher
 
         psycopg2_patcher.make_psycopg_green()
     app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
-    host, port = app.config["HOST"], app.config["PORT"]
+    do_sweep_uploads(app)
+    attachments.do_give_back_picture_memory()
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
     disable_websocket_compression()
-    print_addresses(host, port)
+    print_addresses(app.config["HOST"], app.config["PORT"])
     socketio.start_background_task(events.presence_heartbeat, app)
-    serve(app, host, port, max_connections)
+    serve(app, listener, max_connections)
 
 
-def serve(app: Flask, host: str, port: int, max_connections: int) -> None:
-    """What ``socketio.run`` does on eventlet, with a listen backlog for a crowd: after a
+def do_sweep_uploads(app: Flask) -> None:
+    """Remove what interrupted uploads left in the upload folder (see
+    ``attachments.sweep_leftovers``): at start, before any upload can be in flight here."""
+    with app.app_context():
+        referenced = db_commands.list_stored_names()
+    removed = attachments.sweep_leftovers(app.config["UPLOAD_PATH"], referenced)
+    if removed:
+        log.info("Removed %d leftover files from the upload folder", len(removed))
+
+
+def serve(app: Flask, listener: Any, max_connections: int) -> None:
+    """What ``socketio.run`` does on eventlet, with a listen backlog for a crowd (after a
     restart every open page reconnects at once, and eventlet's default backlog of 50 would
-    leave the rest waiting for SYN retries (1 s, 3 s, 7 s...)."""
-    import eventlet
+    leave the rest waiting for SYN retries: 1 s, 3 s, 7 s...), a timeout on every wait for a
+    client, and a cap on the connections of one address."""
     import eventlet.wsgi
 
-    family, _type, _proto, _name, address = socket.getaddrinfo(host, port)[0]
-    listener = eventlet.listen(address, family, backlog=LISTEN_BACKLOG)
-    # eventlet's server stops accepting at 1,024 connections unless max_size is raised.
-    eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
+    import connections
+
+    # Behind a reverse proxy every connection comes from the proxy: the proxy caps per
+    # client address (limit_conn in deploy/nginx.conf), the chat cannot.
+    per_address = 0 if app.config["TRUSTED_PROXIES"] else app.config["MAX_CONNECTIONS_PER_ADDRESS"]
+    eventlet.wsgi.server(
+        listener,
+        app,
+        # At most max_connections at once (eventlet's default stops accepting at 1,024).
+        custom_pool=connections.AddressCappedPool(max_connections, per_address),
+        protocol=connections.HeadDeadlineProtocol,
+        # Each wait on a client's socket (an upload's next bytes, room to write a reply)
+        # ends after this, and a request's whole head is due within it; python-engineio
+        # sets its own, longer one (ping interval + ping timeout) on a WebSocket.
+        socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
+        log_output=False,
+    )
 
 
 if __name__ == "__main__":

@@ -370,6 +370,11 @@ def get_attachment_for_member(attachment_id: int, user_id: int) -> dict[str, Any
     )
 
 
+def list_stored_names() -> list[str]:
+    """The stored file name of every attachment (to tell leftovers from kept files)."""
+    return [row["stored_name"] for row in get_db().all("SELECT stored_name FROM attachments")]
+
+
 def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` newest messages older than ``before_id`` (all when None), oldest first."""
     rows = get_db().all(

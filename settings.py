@@ -23,6 +23,13 @@ DEFAULTS: dict[str, Any] = {
     "SOCKETIO_ASYNC_MODE": "threading",
     "SOCKETIO_TRANSPORTS": "websocket,polling",
     "MAX_CONNECTIONS": 10_000,
+    # One address may hold this many connections at once (a LAN behind one router shares
+    # an address); 0: no cap. Off behind a proxy (TRUSTED_PROXIES): every peer is the proxy.
+    "MAX_CONNECTIONS_PER_ADDRESS": 200,
+    # How long a connection may keep the server waiting on its socket: idle between
+    # requests, a request sent halfway, a stalled upload. WebSockets wait at least one
+    # Engine.IO ping interval plus its timeout (45 s): their pongs prove them alive.
+    "HTTP_TIMEOUT_SECONDS": 60,
     "MAX_MESSAGE_LENGTH": 4000,
     "MESSAGES_ON_OPEN": 20,
     "MESSAGES_ON_SCROLL": 10,
@@ -31,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
     "MAX_UPLOAD_MB": 10,
+    # Pictures are refused from their header above this size, before a pixel is decoded
+    # (decoding takes 3-4 bytes a pixel: 40 megapixels, about 160 MB).
+    "MAX_PICTURE_MEGAPIXELS": 40,
+    # Uploads checked at once (copy, content check, thumbnail, in threads off the event
+    # loop); the others wait their turn, which bounds the memory pictures take.
+    "UPLOAD_WORKERS": 2,
     "DB_POOL_SIZE": 20,
     "PRESENCE_TTL_SECONDS": 60,
     # The online count goes out at most once per this many seconds from each worker (at
