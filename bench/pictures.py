@@ -19,9 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.clients import RealClient, csrf_token
+from bench.picture_files import RGB, huge_png
 from bench.servers import ROOT, start_chat
-from tests.live_server import RealClient, csrf_token
-from tests.pictures import RGB, huge_png
 
 QUIET_S = 3.0
 

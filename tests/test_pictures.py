@@ -19,10 +19,10 @@ from PIL import Image, ImageFile
 
 import attachments
 import db_commands
+from bench.picture_files import RGB, huge_png
 from bench.servers import limit_overrides
 from tests.conftest import query, received, register
 from tests.live_server import RealClient, csrf_token, start_server
-from tests.pictures import RGB, huge_png
 from tests.test_attachments import attachment_rows, stored_files, upload
 
 ROOT = Path(__file__).resolve().parents[1]

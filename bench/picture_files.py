@@ -1,4 +1,4 @@
-"""Pictures for the tests: small files of any size in pixels, made without holding them."""
+"""Pictures for tests and benchmarks: any size in pixels, made without holding them."""
 
 from __future__ import annotations
 
