@@ -28,6 +28,7 @@ from flask import (
     abort,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -64,6 +65,7 @@ from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
 from socket_context import ChatFlask, LocalRooms, SocketEventSessions
+from transient import is_transient, log_transient, unavailable_answer
 
 ROOT = Path(__file__).resolve().parent
 
@@ -413,20 +415,26 @@ def _register_uploads(app: Flask) -> None:
             return _json_error(413, str(error))
         except ValidationError as error:
             return _json_error(400, str(error))
-        row, created = db_commands.insert_message(
-            chat_id,
-            user_id,
-            caption,
-            client_id,
-            attachment={
-                "original_name": attachments.clean_name(file.filename),
-                "stored_name": kept.stored_name,
-                "mime_type": kept.mime_type,
-                "size_bytes": kept.size,
-                "width": kept.width,
-                "height": kept.height,
-            },
-        )
+        try:
+            row, created = db_commands.insert_message(
+                chat_id,
+                user_id,
+                caption,
+                client_id,
+                attachment={
+                    "original_name": attachments.clean_name(file.filename),
+                    "stored_name": kept.stored_name,
+                    "mime_type": kept.mime_type,
+                    "size_bytes": kept.size,
+                    "width": kept.width,
+                    "height": kept.height,
+                },
+            )
+        except Exception:
+            # A locked database answers 503 (unexpected_error) and the browser sends the
+            # file again: this copy would be kept by nobody.
+            attachments.delete_stored(folder, kept.stored_name)
+            raise
         message = serialize_message(row)
         if not created:
             attachments.delete_stored(folder, kept.stored_name)
@@ -480,6 +488,20 @@ def _register_uploads(app: Flask) -> None:
 
 def _json_error(code: int, message: str) -> Any:
     return jsonify({"ok": False, "error": message}), code
+
+
+def _unavailable() -> Any:
+    """503 for a passing failure (an upload's client sends it again by itself)."""
+    if wants_json():
+        response = jsonify(unavailable_answer())
+    else:
+        response = make_response(
+            render_template("apology.html", code=503, message=unavailable_answer()["error"])
+        )
+    # No Retry-After: on a rate-limited route Flask-Limiter would raise it to its window's
+    # end; the browser waits with its own backoff instead.
+    response.status_code = 503
+    return response
 
 
 def _next_arg() -> str:
@@ -536,6 +558,9 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Any:
+        if is_transient(error):
+            log_transient(f"{request.method} {request.path}", error)
+            return _unavailable()
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return _apology(500, "Something went wrong on the server. Please try again.")
 
