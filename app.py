@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import socketio as socketio_server
 from cachelib import FileSystemCache
 from flask import (
     Flask,
@@ -61,6 +60,7 @@ from helpers import (
     user_room,
     wants_json,
 )
+from message_queue import ResyncingRedisManager
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
@@ -167,7 +167,7 @@ def _init_socketio(app: Flask) -> None:
     origins = [o.strip() for o in app.config["PUBLIC_ORIGIN"].split(",") if o.strip()]
     queue = None
     if app.config["REDIS_URL"]:
-        queue = socketio_server.RedisManager(
+        queue = ResyncingRedisManager(
             app.config["REDIS_URL"], channel=f"{app.config['REDIS_PREFIX']}-socketio"
         )
     socketio.init_app(
