@@ -5,14 +5,17 @@ as a production Redis with persistence does."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.servers import free_port
+from database import Database
+from tests.live_server import ROOT, LiveServer
 from tests.skips import skip_or_fail
 
 START_TIMEOUT_S = 10.0
@@ -94,3 +97,31 @@ def own_redis(folder: Path) -> Iterator[OwnRedis]:
         yield server
     finally:
         server.kill()
+
+
+@contextmanager
+def workers_on_own_redis(folder: Path) -> Iterator[tuple[OwnRedis, list[LiveServer]]]:
+    """Two workers (``python app.py``) sharing a SQLite file and an OwnRedis; all stopped
+    at the end whatever happens."""
+    from tests.test_cluster import start_workers
+
+    with own_redis(folder / "redis") as queue, ExitStack() as stack:
+        database_url = f"sqlite:///{folder / 'chat.db'}"
+        database = Database(database_url, str(ROOT), pool_size=1)
+        database.init_schema()  # once, before two workers race to create it
+        database.close()
+        settings = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": queue.url,
+            "REDIS_PREFIX": "outage",
+            "SECRET_KEY": secrets.token_hex(32),
+            "SEND_RATE_LIMIT": "100000 per minute",
+            "REGISTER_RATE_LIMIT": "1000 per hour",
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            "UPLOAD_FOLDER": str(folder / "uploads"),
+            "SESSION_FILE_DIR": str(folder / "sessions"),
+        }
+        workers = start_workers(folder, settings)
+        for worker in workers:
+            stack.callback(worker.stop)
+        yield queue, workers

@@ -9,8 +9,6 @@ message of the open conversation exactly once, in order.
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 import threading
 import time
 import uuid
@@ -21,10 +19,9 @@ from typing import Any
 import pytest
 import socketio
 
-from database import Database
-from tests.live_server import ROOT, LiveServer, RealClient
-from tests.own_redis import OwnRedis, own_redis
-from tests.test_cluster import start_workers, wait_for
+from tests.live_server import LiveServer, RealClient
+from tests.own_redis import OwnRedis, workers_on_own_redis
+from tests.test_cluster import wait_for
 
 OUTAGE_S = 4
 CALL_TIMEOUT_S = 15
@@ -35,34 +32,16 @@ RETRY_CAP_S = 1.0
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[OwnRedis, list[LiveServer]]]:
     """Two workers sharing a SQLite file and a Redis that the test may kill."""
-    with own_redis(tmp_path / "redis") as queue, contextlib.ExitStack() as stack:
-        database_url = f"sqlite:///{tmp_path / 'chat.db'}"
-        database = Database(database_url, str(ROOT), pool_size=1)
-        database.init_schema()  # once, before two workers race to create it
-        database.close()
-        settings = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": queue.url,
-            "REDIS_PREFIX": "outage",
-            "SECRET_KEY": secrets.token_hex(32),
-            "SEND_RATE_LIMIT": "100000 per minute",
-            "REGISTER_RATE_LIMIT": "1000 per hour",
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
-            "SESSION_FILE_DIR": str(tmp_path / "sessions"),
-        }
-        workers = start_workers(tmp_path, settings)
-        for worker in workers:
-            stack.callback(worker.stop)
-        yield queue, workers
+    with workers_on_own_redis(tmp_path) as running:
+        yield running
 
 
 class Follower:
     """A person's python-socketio client following one chat as the browser does
     (static/chat.js, conversation.js): it shows the first page, live messages and its own
     acknowledged messages; on ``resync {since}`` it calls list_chats, then join_chat with
-    ``after_id`` the newest message shown older than ``since`` (else the oldest shown
-    minus one, else the chat opened afresh), and pages down while there is more."""
+    ``after_id`` the newest message shown older than ``since`` (else the oldest shown,
+    else the chat opened afresh), and pages down while there is more."""
 
     def __init__(self, person: RealClient):
         self.person = person
@@ -143,7 +122,7 @@ class Follower:
             with self.lock:
                 older = [i for i, created in self.shown.items() if created < since]
                 oldest = min(self.shown, default=0)
-            after = max(older) if older else (oldest - 1 if oldest > 1 else None)
+            after = max(older) if older else (oldest or None)
             ids = self.open(self.chat_id, after)
             with self.lock:
                 self.catch_ups.append(ids)

@@ -205,15 +205,17 @@ export class Conversation {
     return res;
   }
 
-  /** The newest message shown created before `since` (else the oldest shown, minus one). */
+  /**
+   * The newest message shown that was created before `since`, else the oldest shown
+   * (everything after it is fetched again; what is older was never on screen, paging
+   * up brings it); null for an empty chat.
+   */
   lastShownBefore(since) {
     let found = null;
     for (const [id, el] of this.byId) {
       if (Number(el.dataset.createdAt) < since && (found === null || id > found)) found = id;
     }
-    if (found !== null) return found;
-    const oldest = this.pager.oldestId;
-    return oldest !== null && oldest > 1 ? oldest - 1 : null;
+    return found ?? this.pager.oldestId;
   }
 
   /** message_received_from_current_chat */
