@@ -13,8 +13,9 @@ import sqlite3
 import threading
 from typing import Any
 
-from playwright.sync_api import Page, WebSocket, expect
+from playwright.sync_api import Page, Route, WebSocket, expect
 
+from tests.browser.test_attachments import CLIENT_ID, UPLOAD_URL, stored_by, tray_row
 from tests.browser.test_offline import own_message, rows_with_body, write
 from tests.browser.ui import (
     message_bodies,
@@ -135,3 +136,37 @@ def test_a_message_refused_for_good_shows_not_sent_with_retry(page_for, live_ser
     expect(sent.get_by_role("button", name="Retry")).to_be_visible()
     assert len(frames.sends_of("Can you still read me?")) == 1, "not sent again by itself"
     assert rows_with_body(live_server.database_path, "Can you still read me?") == 0
+
+
+def test_an_upload_meeting_a_locked_database_goes_out_by_itself_once(page_for, live_server):
+    """The same with a file: the server answers 503, the page sends the file again with the
+    same client_id, and once the lock is gone it is stored and shown once."""
+    kim = page_for("kim")
+    lee = page_for("lee")
+    client_ids: list[bytes] = []
+
+    def note_client_id(route: Route) -> None:
+        client_ids.append(CLIENT_ID.search(route.request.post_data_buffer or b"").group(1))
+        route.continue_()
+
+    lee.route(UPLOAD_URL, note_client_id)
+    register(kim, "kim")
+    register(lee, "lee")
+    start_direct_chat(lee, "kim")
+    open_chat(kim, "lee")
+    wait_until_chat_is_open(lee)
+    wait_until_chat_is_open(kim)
+
+    hold_write_lock(str(live_server.database_path), LOCK_HELD_S)
+    lee.set_input_files(
+        "#file-input",
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"backup day\n" * 50}],
+    )
+    expect(tray_row(lee, "notes.txt")).to_have_count(0, timeout=OUTCOME_TIMEOUT_MS)
+    for page in (lee, kim):
+        card = page.locator("#messages .attachment-file")
+        expect(card).to_have_count(1)
+        expect(card.locator(".file-name")).to_have_text("notes.txt")
+    assert stored_by(live_server.database_path, "lee") == (1, 1)
+    assert len(client_ids) >= 2, "the page sent the file again by itself"
+    assert len(set(client_ids)) == 1, "always under the same client_id"
