@@ -24,6 +24,7 @@ worker and Redis), by a ``resync`` this worker publishes once publishing works a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ class ResyncingRedisManager(RedisManager):
         delay = RETRY_FIRST_SECONDS
         lost_at: int | None = None
         while True:
+            pubsub = None
             try:
                 self._redis_connect()
                 # Its own pubsub: a publish that reconnects replaces ``self.pubsub``.
@@ -83,6 +85,9 @@ class ResyncingRedisManager(RedisManager):
                     elif message["type"] == "message" and message["channel"] == channel:
                         yield message["data"]
             except Exception as error:  # redis-py's errors, or anything a reconnect raises
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()  # its socket, broken or half-open, goes now
                 if lost_at is None:
                     lost_at = now_ms()
                     log.error(
