@@ -58,7 +58,7 @@ export function renderStatus(el, entry, { held, onRetry }) {
     const again = entry.state !== SENDING && !held && entry.retrying;
     let text = 'Sending…';
     if (waiting) text = 'Waiting for the connection…';
-    else if (again) text = 'The server is busy. Trying again…';
+    else if (again) text = entry.retrying;
     status.replaceChildren(h('span', {
       className: waiting || again ? 'status-waiting' : 'status-sending',
       text,

@@ -43,7 +43,7 @@ export class Outbox {
   /** Queue a message ({chat_id, body, client_id, ...}); returns its entry. */
   add(message) {
     // retries: how many passing failures in a row it met (its next wait grows with them).
-    const entry = { message, state: WAITING, error: '', auto: true, retries: 0 };
+    const entry = { message, state: WAITING, error: '', auto: true, retries: 0, retrying: '' };
     this.entries.set(message.client_id, entry);
     this.onChange(entry);
     this.flush();
@@ -124,11 +124,14 @@ export class Outbox {
     }, Math.max(0, wait) + 1);
   }
 
-  /** Send nothing for `waitMs`, then `entry` again (it stays first in line). */
-  holdAll(entry, waitMs) {
+  /**
+   * Send nothing for `waitMs`, then `entry` again (it stays first in line); `why` is shown
+   * on the message meanwhile.
+   */
+  holdAll(entry, waitMs, why) {
     this.holdUntil = Date.now() + Math.ceil(waitMs);
     this.wakeAfterHold();
-    entry.retrying = true;
+    entry.retrying = why;
     this.setState(entry, WAITING);
   }
 
@@ -136,7 +139,7 @@ export class Outbox {
     const { message } = entry;
     const clientId = message.client_id;
     this.setState(entry, SENDING);
-    entry.retrying = false;
+    entry.retrying = '';
     const res = await this.ask(
       'message_sent',
       { chat_id: message.chat_id, body: message.body, client_id: clientId },
@@ -156,13 +159,13 @@ export class Outbox {
     if (res.code === 'rate_limited' || TOO_FAST.test(res.error || '')) {
       const seconds = Number(res.retry_after);
       const wait = seconds > 0 ? seconds * 1000 + Math.random() * 500 : TOO_FAST_PAUSE_MS;
-      this.holdAll(entry, wait);
+      this.holdAll(entry, wait, 'Sending too fast. Trying again in a moment…');
       return;
     }
     if (isRetryable(res)) {
       // A passing failure on the server (a locked database, a restart): the same message
       // (same client_id) goes again by itself; the ones after it wait, to keep the order.
-      this.holdAll(entry, retryDelay(entry.retries));
+      this.holdAll(entry, retryDelay(entry.retries), 'The server is busy. Trying again…');
       entry.retries += 1;
       return;
     }
