@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-import socketio as socketio_server
 from cachelib import FileSystemCache
 from flask import (
     Flask,
     abort,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -68,10 +68,12 @@ from helpers import (
     user_room,
     wants_json,
 )
+from message_queue import ResyncingRedisManager
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
 from socket_context import ChatFlask, LocalRooms, SocketEventSessions
+from transient import is_transient, log_transient, unavailable_answer
 
 ROOT = Path(__file__).resolve().parent
 
@@ -177,7 +179,7 @@ def _init_socketio(app: Flask) -> None:
     origins = [o.strip() for o in app.config["PUBLIC_ORIGIN"].split(",") if o.strip()]
     queue = None
     if app.config["REDIS_URL"]:
-        queue = socketio_server.RedisManager(
+        queue = ResyncingRedisManager(
             app.config["REDIS_URL"], channel=f"{app.config['REDIS_PREFIX']}-socketio"
         )
     socketio.init_app(
@@ -456,7 +458,8 @@ def _register_uploads(app: Flask) -> None:
                 },
             )
         except BaseException:
-            # No row names the files: they go, and a retry stores them afresh.
+            # No row names the files: they go, and a retry (the browser sends the file again
+            # after a 503 for a locked database) stores them afresh.
             attachments.delete_stored(folder, kept.stored_name)
             raise
         message = serialize_message(row)
@@ -526,6 +529,20 @@ def _json_error(code: int, message: str) -> Any:
     return jsonify({"ok": False, "error": message}), code
 
 
+def _unavailable() -> Any:
+    """503 for a passing failure (an upload's client sends it again by itself)."""
+    if wants_json():
+        response = jsonify(unavailable_answer())
+    else:
+        response = make_response(
+            render_template("apology.html", code=503, message=unavailable_answer()["error"])
+        )
+    # No Retry-After: on a rate-limited route Flask-Limiter would raise it to its window's
+    # end; the browser waits with its own backoff instead.
+    response.status_code = 503
+    return response
+
+
 def _next_arg() -> str:
     return safe_next_url(request.values.get("next")) or ""
 
@@ -585,6 +602,9 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Any:
+        if is_transient(error):
+            log_transient(f"{request.method} {request.path}", error)
+            return _unavailable()
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return _apology(500, "Something went wrong on the server. Please try again.")
 

@@ -29,6 +29,10 @@ class IntegrityError(Exception):
     """A write broke a constraint (a name already taken, say), whatever the database."""
 
 
+class DatabaseBusy(RuntimeError):
+    """Every pooled PostgreSQL connection stayed in use for POSTGRES_WAIT_S: try again."""
+
+
 def schema_versions(sql: str) -> list[tuple[int, str]]:
     """Split a schema file into its ``(version, statements)`` sections, in order."""
     marks = list(_VERSION_MARK.finditer(sql))
@@ -160,7 +164,7 @@ class Database:
             raw.execute("PRAGMA synchronous = NORMAL")
             return Connection(raw, "sqlite")
         if not self._slots.acquire(timeout=POSTGRES_WAIT_S):
-            raise RuntimeError(f"all {self.pool_size} database connections stayed busy")
+            raise DatabaseBusy(f"all {self.pool_size} database connections stayed busy")
         try:
             with self._lock:
                 raw = self._idle.pop() if self._idle else None

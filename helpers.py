@@ -15,6 +15,8 @@ from flask import g, jsonify, redirect, request, session, url_for
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as NoRouteMatch
 
+from transient import is_transient, log_transient, unavailable_answer
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_USERNAME_LENGTH = 32
@@ -99,7 +101,8 @@ def authenticated_only(handler: Callable[[int, Mapping[str, Any]], dict[str, Any
     The wrapper refuses a socket without a logged-in user, hands the handler a payload that
     is a JSON object, and always answers through the acknowledgement: ``{"ok": true, ...}``,
     or ``{"ok": false, "error": ...}`` for bad input and for unexpected failures, so a
-    malformed event never kills the connection or the worker.
+    malformed event never kills the connection or the worker. A passing failure (a locked
+    database, a Redis restart: ``transient.is_transient``) answers ``retryable: true``.
     """
 
     @functools.wraps(handler)
@@ -111,7 +114,10 @@ def authenticated_only(handler: Callable[[int, Mapping[str, Any]], dict[str, Any
             return {"ok": True, **handler(user_id, check_payload(payload))}
         except ValidationError as error:
             return {"ok": False, "error": str(error), **error.details()}
-        except Exception:
+        except Exception as error:
+            if is_transient(error):
+                log_transient(f"Event {handler.__name__}", error)
+                return unavailable_answer()
             logging.getLogger("chat").exception("Event %s failed", handler.__name__)
             return {"ok": False, "error": "Something went wrong on the server. Please try again."}
 

@@ -250,11 +250,14 @@ function reconnectNow() {
   socket.connect();
 }
 
-/** After a reconnect: fetch what the open chat missed, or open the chat that failed to. */
-async function catchUpOpenChat() {
+/**
+ * After a reconnect (or a resync from `since`): fetch what the open chat missed, or open
+ * the chat that failed to.
+ */
+async function catchUpOpenChat(since = null) {
   if (conversation.openingChatId !== null) return;
   if (conversation.chatId && conversation.chatId === wantedChatId) {
-    const res = await conversation.catchUp();
+    const res = await conversation.catchUp(since);
     if (res && conversation.chatId) afterOpen(conversation.chatId, res);
   } else if (wantedChatId) {
     await openChat(wantedChatId, { byUser: false });
@@ -285,6 +288,30 @@ socket.on('connect', async () => {
   }
   // Only now, so what was written while away goes after what the catch-up brought.
   if (socket.connected) outbox.resume();
+});
+
+// The server lost the queue between its workers for a while (a Redis restart): messages
+// from other workers may have missed this page although its socket stayed up. Catch up as
+// after a reconnect, from before the outage; every page of the worker hears it at once, so
+// each waits a moment of its own first.
+const RESYNC_SPREAD_MS = 1000;
+let resyncSince = null;
+let resyncTimer = null;
+
+async function resync() {
+  resyncTimer = null;
+  const since = resyncSince;
+  resyncSince = null;
+  if (!socket.connected || !everConnected) return;
+  const synced = await syncChats();
+  if (synced && socket.connected) await catchUpOpenChat(since);
+  root.dataset.resyncs = String(Number(root.dataset.resyncs || 0) + 1);
+}
+
+socket.on('resync', (data) => {
+  const since = data && Number.isInteger(data.since) ? data.since : 0; // 0: all shown
+  resyncSince = resyncSince === null ? since : Math.min(resyncSince, since);
+  if (resyncTimer === null) resyncTimer = setTimeout(resync, Math.random() * RESYNC_SPREAD_MS);
 });
 
 socket.on('disconnect', (reason) => {

@@ -171,13 +171,19 @@ export class Conversation {
     this.synced = false;
   }
 
-  /** After a reconnect: fetch what came after the newest message shown. */
-  async catchUp() {
+  /**
+   * After a reconnect: fetch what came after the newest message shown. After a `resync`
+   * (`since`, the server's time from which live messages may have been missed), fetch
+   * from the newest message shown that is older than that: newer ones may have arrived
+   * around a gap.
+   */
+  async catchUp(since = null) {
     if (!this.chatId) return null;
-    if (this.pager.newestId === null) return this.open(this.chatId, this.chat);
+    const afterId = since === null ? this.pager.newestId : this.lastShownBefore(since);
+    if (afterId === null) return this.open(this.chatId, this.chat);
     const seq = this.seq;
     const chatId = this.chatId;
-    const res = await this.ask('join_chat', { chat_id: chatId, after_id: this.pager.newestId });
+    const res = await this.ask('join_chat', { chat_id: chatId, after_id: afterId });
     if (seq !== this.seq) return null;
     if (!res.ok) {
       if (!res.offline) this.notify(res.error);
@@ -188,9 +194,28 @@ export class Conversation {
     this.reading.resend();
     this.addNewer(res.messages);
     this.pager.hasMoreAfter = Boolean(res.has_more_after);
+    const page = Array.isArray(res.messages) ? res.messages.filter((m) => Number.isInteger(m.id)) : [];
+    // More than a page since afterId: the next page starts after this one, not after
+    // the newest shown, so nothing between them is skipped.
+    if (this.pager.hasMoreAfter && page.length) {
+      this.pager.newestId = Math.max(...page.map((m) => m.id));
+    }
     if (atBottom) this.scroller.scrollToBottom();
     this.pager.rearm();
     return res;
+  }
+
+  /**
+   * The newest message shown that was created before `since`, else the oldest shown
+   * (everything after it is fetched again; what is older was never on screen, paging
+   * up brings it); null for an empty chat.
+   */
+  lastShownBefore(since) {
+    let found = null;
+    for (const [id, el] of this.byId) {
+      if (Number(el.dataset.createdAt) < since && (found === null || id > found)) found = id;
+    }
+    return found ?? this.pager.oldestId;
   }
 
   /** message_received_from_current_chat */

@@ -55,9 +55,13 @@ export function renderStatus(el, entry, { held, onRetry }) {
   }
   if (!failed) {
     const waiting = entry.state !== SENDING && held;
+    const again = entry.state !== SENDING && !held && entry.retrying;
+    let text = 'Sending…';
+    if (waiting) text = 'Waiting for the connection…';
+    else if (again) text = entry.retrying;
     status.replaceChildren(h('span', {
-      className: waiting ? 'status-waiting' : 'status-sending',
-      text: waiting ? 'Waiting for the connection…' : 'Sending…',
+      className: waiting || again ? 'status-waiting' : 'status-sending',
+      text,
     }));
     return;
   }

@@ -2,6 +2,10 @@
 // acknowledgement and resolves to {ok: true, ...} or {ok: false, error}.
 
 const DEFAULT_TIMEOUT_MS = 10000;
+// Waits before sending again what met a passing failure: doubling to a cap, each drawn
+// between half and all of its step, so the pages that met the same outage spread out.
+const RETRY_FIRST_MS = 500;
+const RETRY_CAP_MS = 10000;
 const TIMEOUT_ERROR = 'The server did not answer in time. Check your connection and try again.';
 const OFFLINE_ERROR = 'You are offline. Try again when the connection is back.';
 
@@ -33,4 +37,16 @@ export function request(socket, event, payload, timeoutMs = DEFAULT_TIMEOUT_MS) 
       }
     });
   });
+}
+
+/** True when the server says the same request may succeed if sent again (a locked database,
+ * a restarting Redis): the answer carries `retryable: true`. */
+export function isRetryable(response) {
+  return Boolean(response) && response.retryable === true;
+}
+
+/** How long to wait before the `attempt`-th retry (0 for the first), in milliseconds. */
+export function retryDelay(attempt) {
+  const step = Math.min(RETRY_CAP_MS, RETRY_FIRST_MS * 2 ** Math.min(attempt, 16));
+  return step / 2 + Math.random() * (step / 2);
 }

@@ -3,8 +3,11 @@
 // second row. They go out one at a time, in the order they were written: the server
 // handles events concurrently, so two emits in flight could be stored in either order.
 
+import { isRetryable, retryDelay } from './net.js';
+
 const SEND_TIMEOUT_MS = 10000;
-// The server's flood limit refuses with this sentence; the message waits, then goes again.
+// The server's flood limit refuses with code "rate_limited" (older servers: this sentence)
+// and retry_after seconds; the message waits that long, then goes again.
 const TOO_FAST = /too fast/i;
 const TOO_FAST_PAUSE_MS = 2000;
 
@@ -30,6 +33,7 @@ export class Outbox {
     this.paused = true;
     this.busy = false;
     this.holdUntil = 0;
+    this.wakeTimer = null;
   }
 
   get size() {
@@ -38,7 +42,8 @@ export class Outbox {
 
   /** Queue a message ({chat_id, body, client_id, ...}); returns its entry. */
   add(message) {
-    const entry = { message, state: WAITING, error: '', auto: true };
+    // retries: how many passing failures in a row it met (its next wait grows with them).
+    const entry = { message, state: WAITING, error: '', auto: true, retries: 0, retrying: '' };
     this.entries.set(message.client_id, entry);
     this.onChange(entry);
     this.flush();
@@ -109,10 +114,32 @@ export class Outbox {
     }
   }
 
+  /** Flush once holdUntil has passed (a timer may fire a little early: it looks again). */
+  wakeAfterHold() {
+    clearTimeout(this.wakeTimer);
+    const wait = this.holdUntil - Date.now();
+    this.wakeTimer = setTimeout(() => {
+      if (Date.now() < this.holdUntil) this.wakeAfterHold();
+      else this.flush();
+    }, Math.max(0, wait) + 1);
+  }
+
+  /**
+   * Send nothing for `waitMs`, then `entry` again (it stays first in line); `why` is shown
+   * on the message meanwhile.
+   */
+  holdAll(entry, waitMs, why) {
+    this.holdUntil = Date.now() + Math.ceil(waitMs);
+    this.wakeAfterHold();
+    entry.retrying = why;
+    this.setState(entry, WAITING);
+  }
+
   async sendOne(entry) {
     const { message } = entry;
     const clientId = message.client_id;
     this.setState(entry, SENDING);
+    entry.retrying = '';
     const res = await this.ask(
       'message_sent',
       { chat_id: message.chat_id, body: message.body, client_id: clientId },
@@ -129,10 +156,17 @@ export class Outbox {
       this.setState(entry, WAITING);
       return;
     }
-    if (!res.ok && TOO_FAST.test(res.error || '')) {
-      this.holdUntil = Date.now() + TOO_FAST_PAUSE_MS;
-      setTimeout(() => this.flush(), TOO_FAST_PAUSE_MS);
-      this.setState(entry, WAITING);
+    if (res.code === 'rate_limited' || TOO_FAST.test(res.error || '')) {
+      const seconds = Number(res.retry_after);
+      const wait = seconds > 0 ? seconds * 1000 + Math.random() * 500 : TOO_FAST_PAUSE_MS;
+      this.holdAll(entry, wait, 'Sending too fast. Trying again in a moment…');
+      return;
+    }
+    if (isRetryable(res)) {
+      // A passing failure on the server (a locked database, a restart): the same message
+      // (same client_id) goes again by itself; the ones after it wait, to keep the order.
+      this.holdAll(entry, retryDelay(entry.retries), 'The server is busy. Trying again…');
+      entry.retries += 1;
       return;
     }
     // No answer in time (auto: tried again after the next reconnect), or a refusal.

@@ -4,6 +4,7 @@
 // retry never makes a second message. Each upload has a row in the tray above the composer.
 
 import { formatSize, h, newClientId } from './dom.js';
+import { isRetryable, retryDelay } from './net.js';
 
 export const ALLOWED_EXTENSIONS = ['txt', 'pdf', 'png', 'jpg', 'jpeg', 'gif'];
 const PASTED_EXTENSIONS = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/gif': 'gif' };
@@ -85,7 +86,7 @@ export class Uploader {
 
   /** True while a file is on its way (leaving the page would drop it). */
   isBusy() {
-    return [...this.uploads].some((upload) => upload.state === 'sending');
+    return [...this.uploads].some((upload) => upload.state === 'sending' || upload.state === 'waiting');
   }
 
   /** The open chat changed: rows of uploads to another chat say where they go. */
@@ -113,6 +114,8 @@ export class Uploader {
         xhr: null,
         state: 'sending',
         id: ++this.count,
+        retries: 0, // passing failures in a row (a locked database): the next wait grows
+        timer: null,
       };
       this.uploads.add(upload);
       this.buildRow(upload);
@@ -181,12 +184,30 @@ export class Uploader {
       this.onUploaded(data.message);
       return;
     }
+    if (xhr.status === 503 || isRetryable(data)) {
+      this.sendLater(upload);
+      return;
+    }
     const fromServer = data && typeof data.error === 'string' && data.error ? data.error : '';
     let error = fromServer || 'The server could not take the file. Try again.';
     if (xhr.status === 401) error = 'You are logged out. Log in again in another tab, then retry.';
     else if (xhr.status === 413 && !fromServer) error = `${upload.name} is larger than ${formatSize(this.maxBytes)}.`;
     // The same bytes would be refused again: no Retry for a refused or oversized file.
     this.fail(upload, error, { retry: xhr.status !== 400 && xhr.status !== 413 });
+  }
+
+  /** A passing failure on the server: the same file (same client_id) goes again by itself. */
+  sendLater(upload) {
+    upload.xhr = null;
+    upload.state = 'waiting';
+    upload.parts.li.dataset.state = 'waiting';
+    upload.parts.progress.removeAttribute('value');
+    upload.parts.note.textContent = 'The server is busy. Trying again…';
+    upload.timer = setTimeout(() => {
+      upload.timer = null;
+      if (this.uploads.has(upload)) this.send(upload);
+    }, retryDelay(upload.retries));
+    upload.retries += 1;
   }
 
   fail(upload, error, { retry }) {
@@ -210,6 +231,7 @@ export class Uploader {
   cancel(upload) {
     const { xhr } = upload;
     upload.xhr = null;
+    clearTimeout(upload.timer);
     if (xhr) xhr.abort();
     this.remove(upload);
     this.announce(`Sending ${upload.name} cancelled.`);

@@ -1,0 +1,112 @@
+"""The queue between workers on a Redis of the test's own, in-process: after Redis comes
+back, a worker's listener subscribes again within seconds and tells its own sockets to
+``resync``; an emit
+that could not be published makes the worker tell the other workers' sockets too, once
+publishing works again. (Real workers and real clients: tests/test_queue_outage.py.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from message_queue import RESYNC_EVENT, RESYNC_MARGIN_MS, ResyncingRedisManager
+from tests.own_redis import OwnRedis, own_redis
+
+WAIT_S = 20.0
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Iterator[OwnRedis]:
+    with own_redis(tmp_path / "redis") as server:
+        yield server
+
+
+def wait_until(check: Callable[[], Any], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"Within {WAIT_S:.0f} s, never: {what}", pytrace=False)
+        time.sleep(0.05)
+
+
+def subscribers(queue: OwnRedis, channel: str) -> int:
+    client = redis.Redis.from_url(queue.url)
+    try:
+        return dict(client.pubsub_numsub(channel))[channel.encode()]
+    finally:
+        client.close()
+
+
+class Sockets:
+    """What the listener emits to this worker's own sockets (the Socket.IO server's part)."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, Any, dict[str, Any]]] = []
+
+    def emit(self, event: str, data: Any, **options: Any) -> None:
+        self.emitted.append((event, data, options))
+
+
+def test_the_listener_comes_back_after_a_redis_restart_and_tells_its_sockets_to_resync(queue):
+    manager = ResyncingRedisManager(queue.url, channel="resync-test")
+    sockets = Sockets()
+    manager.server = sockets
+    heard: list[bytes] = []
+    threading.Thread(target=lambda: heard.extend(manager._listen()), daemon=True).start()
+    wait_until(lambda: subscribers(queue, "resync-test") == 1, "the listener subscribes")
+    assert sockets.emitted == []  # the first subscription is no comeback
+
+    lost_after = int(time.time() * 1000)
+    queue.kill()
+    time.sleep(1)
+    queue.start()
+    wait_until(lambda: sockets.emitted, "the listener subscribes again")
+    back_at = int(time.time() * 1000)
+    ((event, data, options),) = sockets.emitted
+    assert event == RESYNC_EVENT
+    assert options == {"namespace": "/", "ignore_queue": True}  # this worker's sockets only
+    assert lost_after - RESYNC_MARGIN_MS <= data["since"] <= back_at - RESYNC_MARGIN_MS
+
+    publisher = redis.Redis.from_url(queue.url)
+    publisher.publish("resync-test", b"after the restart")
+    publisher.close()
+    wait_until(lambda: heard == [b"after the restart"], "the listener hears the queue again")
+    # The listener never ends: once this Redis is gone, let it knock where nothing will ever
+    # listen, rather than on a port that a later test may be given.
+    manager.redis_url = f"unix://{queue.folder / 'gone.sock'}"
+
+
+def test_an_emit_that_could_not_be_published_makes_a_resync_for_the_other_workers(queue):
+    """Publishing fails while Redis is away; the first publish that works is followed by
+    a resync to every socket of every worker, marked from the first failure."""
+    manager = ResyncingRedisManager(queue.url, channel="resync-test")
+    emit = {"method": "emit", "event": "x", "data": [{}], "namespace": "/", "room": "r"}
+    queue.kill()
+    failed_at = int(time.time() * 1000)
+    manager._publish(emit)  # Redis is down: not published
+    assert manager.unpublished_since is not None and manager.unpublished_since >= failed_at
+    queue.start()
+    listener = redis.Redis.from_url(queue.url).pubsub()
+    listener.subscribe("resync-test")
+    assert listener.get_message(timeout=5)["type"] == "subscribe"
+    manager._publish(emit)
+    published_at = int(time.time() * 1000)
+    first = json.loads(listener.get_message(timeout=5)["data"])
+    second = json.loads(listener.get_message(timeout=5)["data"])
+    assert first["event"] == "x"
+    assert second["event"] == RESYNC_EVENT
+    assert second["room"] is None and second["namespace"] == "/"  # every socket
+    (payload,) = second["data"]
+    assert failed_at - RESYNC_MARGIN_MS <= payload["since"] <= published_at - RESYNC_MARGIN_MS
+    assert manager.unpublished_since is None
+    manager._publish(emit)  # and only once
+    assert json.loads(listener.get_message(timeout=5)["data"])["event"] == "x"
+    assert listener.get_message(timeout=0.5) is None
+    listener.close()
