@@ -42,11 +42,12 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.security import check_password_hash, generate_password_hash
 
 import attachments
 import db_commands
 import events
+import login_devices
+import passwords
 from helpers import (
     ValidationError,
     check_client_id,
@@ -108,6 +109,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
 
     app.config["DATABASE_PATH"] = db_commands.init_app(app).path  # None on PostgreSQL
+    passwords.stand_in_hash(app.config["PASSWORD_HASH_METHOD"])
     _init_sessions(app, redis_client)
     csrf.init_app(app)
     _init_socketio(app)
@@ -218,7 +220,7 @@ def _register_pages(app: Flask) -> None:
         return response.status_code != 303
 
     def typed_account() -> str:
-        return "account:" + request.form.get("username", "").strip().lower()
+        return "account:" + login_devices.account_name(request.form.get("username", ""))
 
     @app.before_request
     def load_user() -> None:
@@ -266,7 +268,7 @@ def _register_pages(app: Flask) -> None:
             try:
                 user_id = db_commands.insert_user(
                     username,
-                    generate_password_hash(password, method=app.config["PASSWORD_HASH_METHOD"]),
+                    passwords.make_hash(password, app.config["PASSWORD_HASH_METHOD"]),
                     app.config["DEFAULT_CHANNEL"],
                 )
             except db_commands.IntegrityError:
@@ -276,7 +278,7 @@ def _register_pages(app: Flask) -> None:
                 "register.html", username=raw_username, errors=errors, next=_next_arg()
             ), 400
         _log_in(app, user_id)
-        return _redirect_after_login()
+        return _redirect_after_login(app, username)
 
     @app.route("/login", methods=["GET", "POST"])
     @limiter.limit(
@@ -286,9 +288,11 @@ def _register_pages(app: Flask) -> None:
         override_defaults=False,
     )
     @limiter.limit(
-        lambda: app.config["LOGIN_RATE_LIMIT"],
+        lambda: app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
         methods=["POST"],
         key_func=typed_account,
+        # The owner's own browser is spared, so nobody can lock them out by guessing.
+        exempt_when=lambda: login_devices.is_known(app, request.form.get("username", "")),
         deduct_when=failed,
         override_defaults=False,
     )
@@ -298,13 +302,14 @@ def _register_pages(app: Flask) -> None:
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
         user = db_commands.get_user_credentials(username) if username else None
-        if user is None or not check_password_hash(user["password_hash"], password):
+        stored_hash = user["password_hash"] if user is not None else None
+        if not passwords.is_correct(stored_hash, password, app.config["PASSWORD_HASH_METHOD"]):
             errors = {"form": "Wrong username or password."}
             return render_template(
                 "login.html", username=username, errors=errors, next=_next_arg()
             ), 400
         _log_in(app, user["id"])
-        return _redirect_after_login()
+        return _redirect_after_login(app, username)
 
     @app.post("/logout")
     def logout() -> Any:
@@ -497,8 +502,10 @@ def _log_in(app: Flask, user_id: int) -> None:
     app.session_interface.regenerate(session)
 
 
-def _redirect_after_login() -> Any:
-    return redirect(_next_arg() or url_for("chats"), 303)
+def _redirect_after_login(app: Flask, username: str) -> Any:
+    response = redirect(_next_arg() or url_for("chats"), 303)
+    login_devices.remember(app, response, username)
+    return response
 
 
 # -- errors --------------------------------------------------------------------------

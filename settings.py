@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_RATE_LIMIT": "5 per minute",
     "UPLOAD_RATE_LIMIT": "30 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Failed logins per account from all addresses together, tighter the longer a guessing
+    # goes on; a browser that logged in to the account before is spared (login_devices.py).
+    "LOGIN_ACCOUNT_RATE_LIMIT": "20 per 10 minutes; 50 per hour; 200 per day",
     "REGISTER_RATE_LIMIT": "20 per hour",
 }
 
