@@ -61,6 +61,7 @@ from helpers import (
     user_room,
     wants_json,
 )
+from login_sessions import LoginSessions
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
@@ -159,7 +160,7 @@ def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
         WTF_CSRF_TIME_LIMIT=None,
     )
     server_session.init_app(app)
-    app.session_interface = SocketEventSessions(app.session_interface)
+    app.session_interface = SocketEventSessions(LoginSessions(app.session_interface))
 
 
 def _init_socketio(app: Flask) -> None:
