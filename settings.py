@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_FILE_DIR": "instance/sessions",
     "SESSION_FILE_THRESHOLD": 50_000,
     "SESSION_COOKIE_SECURE": False,
+    # Seconds a login lasts after its browser's last request (Flask's own setting); its
+    # open sockets close at the next presence heartbeat after it ends.
+    "PERMANENT_SESSION_LIFETIME": 31 * 24 * 3600,
     "SOCKETIO_ASYNC_MODE": "threading",
     "SOCKETIO_TRANSPORTS": "websocket,polling",
     "MAX_CONNECTIONS": 10_000,

@@ -4,11 +4,15 @@ end with the login session they were opened with."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
+import cachelib.file
 import pytest
 
-from tests.conftest import PASSWORD
+import events
+from app import socketio
+from tests.conftest import PASSWORD, Clock, register
 
 ANONYMOUS_PAGES = ["/login", "/register", "/", "/chats", "/find?q=a", "/static/style.css", "/nope"]
 
@@ -111,3 +115,88 @@ def test_an_ended_sessions_cookie_makes_an_anonymous_visitor_and_stores_nothing(
     assert stored_sessions(app) == before
     assert "." in thief.get_cookie("session").value
     assert log_in_through_the_form(alice) == 303
+
+
+# -- sockets end with their session --------------------------------------------------------
+
+
+def test_logging_in_as_bob_where_alice_was_logged_in_closes_her_sockets(app, alice, bob):
+    """No logout in between: alice's session is replaced, and her open tabs close with it;
+    her session on another device keeps its socket."""
+    tabs = [alice.open_tab(), alice.open_tab()]
+    phone = app.test_client()
+    assert log_in(phone, "alice") == 303
+    on_phone = socketio.test_client(app, flask_test_client=phone)
+    assert log_in(alice.http, "bob") == 303
+    assert [tab.is_connected() for tab in tabs] == [False, False]
+    assert on_phone.is_connected()
+    assert on_phone.emit("list_chats", {}, callback=True)["ok"]
+    with alice.http.session_transaction() as session:
+        assert session["user_id"] == bob.id
+    on_phone.disconnect()
+
+
+def test_a_socket_closes_once_its_session_expires_and_a_refreshed_one_stays(make_app, monkeypatch):
+    """Sessions slide: a request pushes the expiry on. A socket whose session was not kept
+    alive closes at the next check; the socket of a session in use stays."""
+    clock = Clock()
+    clock.now = time.time()
+    monkeypatch.setattr(cachelib.file, "time", clock)
+    app = make_app(PERMANENT_SESSION_LIFETIME=60)
+    alice, bob = app.test_client(), app.test_client()
+    register(alice, "alice")
+    register(bob, "bob")
+    alice_tab = socketio.test_client(app, flask_test_client=alice)
+    bob_tab = socketio.test_client(app, flask_test_client=bob)
+    clock.now += 30
+    assert bob.get("/chats").status_code == 200  # bob's session now ends at +90
+    events.close_sockets_of_ended_sessions(app)
+    assert alice_tab.is_connected() and bob_tab.is_connected()
+    clock.now += 31
+    events.close_sockets_of_ended_sessions(app)
+    assert not alice_tab.is_connected()
+    assert bob_tab.is_connected()
+    assert bob_tab.emit("list_chats", {}, callback=True)["ok"]
+    assert alice.get("/chats").status_code == 302, "her session has ended for HTTP too"
+    bob_tab.disconnect()
+
+
+def log_in(http, name: str) -> int:
+    return http.post("/login", data={"username": name, "password": PASSWORD}).status_code
+
+
+@pytest.fixture(scope="module")
+def short_sessions_server(tmp_path_factory):
+    from tests.live_server import start_server
+
+    server = start_server(
+        tmp_path_factory.mktemp("short-sessions"),
+        PERMANENT_SESSION_LIFETIME="3",
+        PRESENCE_TTL_SECONDS="3",  # a heartbeat, and so a check, every second
+    )
+    yield server
+    server.stop()
+
+
+def test_on_a_real_server_a_socket_is_logged_out_when_its_session_expires(
+    short_sessions_server,
+):
+    """Logins last 3 s after the last request here. Alice only keeps her socket open: it
+    hears ``logged_out`` and closes. Carol keeps loading a page: her socket stays."""
+    from tests.live_server import RealClient
+
+    server = short_sessions_server
+    alice = RealClient(server, "alice").register()
+    carol = RealClient(server, "carol").register()
+    alice.connect()
+    carol.connect()
+    deadline = time.monotonic() + 30
+    while alice.sio.connected and time.monotonic() < deadline:
+        assert carol.http.get(f"{server.url}/find?q=a", allow_redirects=False).status_code == 200
+        time.sleep(0.5)
+    assert not alice.sio.connected, "alice's socket outlived her session"
+    assert alice.received("logged_out") == [{}]
+    assert carol.sio.connected
+    assert carol.call("list_chats")["ok"]
+    assert carol.received("logged_out") == []
+    carol.disconnect()
