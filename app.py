@@ -66,6 +66,7 @@ from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
 from socket_context import ChatFlask, LocalRooms, SocketEventSessions
+from socket_guard import SocketGuard
 
 ROOT = Path(__file__).resolve().parent
 
@@ -188,6 +189,7 @@ def _init_socketio(app: Flask) -> None:
         # waits for a reply of the same client (the server makes no call() to clients).
         async_handlers=False,
     )
+    app.wsgi_app = SocketGuard(app.wsgi_app, app.config["SESSION_COOKIE_NAME"])
 
 
 def _init_limits(app: Flask) -> None:

@@ -3,6 +3,7 @@ end with the login session they were opened with."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -200,3 +201,87 @@ def test_on_a_real_server_a_socket_is_logged_out_when_its_session_expires(
     assert carol.call("list_chats")["ok"]
     assert carol.received("logged_out") == []
     carol.disconnect()
+
+
+# -- a polling session belongs to the login that opened it ---------------------------------
+
+POLLING = "/socket.io/?EIO=4&transport=polling"
+
+
+def open_polling_session(http) -> str:
+    """An Engine.IO polling handshake in this browser; its session id."""
+    response = http.get(POLLING)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert body.startswith("0{"), body
+    return json.loads(body[1:])["sid"]
+
+
+def test_jsonp_is_refused_with_an_error_and_gives_no_session_id(app, alice):
+    response = alice.http.get(POLLING + "&j=0")
+    assert response.status_code == 400
+    assert response.get_data(as_text=True) == "JSONP is not served."
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "___eio" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", ["", "&sid=unknown"])
+def test_every_socketio_answer_carries_nosniff(app, alice, query):
+    response = alice.http.get(POLLING + query)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_polling_session_answers_only_the_cookie_it_was_opened_with(app, alice, bob):
+    """alice's Engine.IO id, leaked, is useless in bob's browser or in one without cookies;
+    alice's own requests go on."""
+    sid = open_polling_session(alice.http)
+    connected = alice.http.post(f"{POLLING}&sid={sid}", data="40")
+    assert connected.status_code == 200
+    for thief in (bob.http, app.test_client()):
+        stolen = thief.get(f"{POLLING}&sid={sid}")
+        assert stolen.status_code == 403
+        assert stolen.get_data(as_text=True) == "This connection belongs to another login."
+        assert thief.post(f"{POLLING}&sid={sid}", data='42["message_sent",{}]').status_code == 403
+    answer = alice.http.get(f"{POLLING}&sid={sid}")
+    assert answer.status_code == 200
+    packets = answer.get_data(as_text=True).split("\x1e")
+    assert any(packet.startswith("40{") for packet in packets), "alice's socket connected"
+    alice.http.post(f"{POLLING}&sid={sid}", data="1")  # Engine.IO close
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    from tests.live_server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("socket-guard"))
+    yield server
+    server.stop()
+
+
+def test_on_a_real_server_a_leaked_engineio_id_is_useless_without_the_cookie(live):
+    """On ``python app.py``: alice's polling session refuses a thief's polls and posts and
+    a WebSocket upgrade with her id; alice's own polls are answered."""
+    import requests
+    import websocket
+
+    from tests.live_server import RealClient
+
+    alice = RealClient(live, "alice").register()
+    url = f"{live.url}{POLLING}"
+    handshake = alice.http.get(url)
+    assert handshake.headers["X-Content-Type-Options"] == "nosniff"
+    sid = json.loads(handshake.text[1:])["sid"]
+    assert alice.http.post(f"{url}&sid={sid}", data="40").status_code == 200
+    thief = requests.Session()
+    thief.trust_env = False
+    assert thief.get(f"{url}&sid={sid}").status_code == 403
+    assert thief.post(f"{url}&sid={sid}", data='42["list_chats",{}]').status_code == 403
+    upgrade = (
+        live.url.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    )
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(upgrade, timeout=5)
+    assert refused.value.status_code == 403
+    packets = alice.http.get(f"{url}&sid={sid}").text.split("\x1e")
+    assert any(packet.startswith("40{") for packet in packets)
+    alice.http.post(f"{url}&sid={sid}", data="1")
