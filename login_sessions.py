@@ -18,6 +18,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.cachelib import CacheLibSessionInterface
+from flask_session.redis import RedisSessionInterface
 
 import off_loop
 
@@ -73,16 +74,19 @@ class LoginSessions(SessionInterface):
 
     def list_ended(self, session_ids: Iterable[str]) -> set[str]:
         """Which of these stored sessions no longer exist (logged out, replaced, expired)."""
-        ids = set(session_ids)
-
-        def ended() -> set[str]:
-            return {
-                sid
-                for sid in ids
-                if self.server._retrieve_session_data(self.server._get_store_id(sid)) is None
-            }
-
-        # Session files are read on a native thread; Redis answers through the loop.
-        if isinstance(self.server, CacheLibSessionInterface):
-            return off_loop.run(ended)
-        return ended()
+        ids = sorted(set(session_ids))
+        server = self.server
+        if isinstance(server, RedisSessionInterface):
+            # One round trip for all of them, through the loop like every Redis call.
+            pipe = server.client.pipeline(transaction=False)
+            for sid in ids:
+                pipe.exists(server._get_store_id(sid))
+            return {sid for sid, found in zip(ids, pipe.execute(), strict=True) if not found}
+        if isinstance(server, CacheLibSessionInterface):
+            # Reads the expiry at the head of each file, on a native thread.
+            return off_loop.run(
+                lambda: {sid for sid in ids if not server.cache.has(server._get_store_id(sid))}
+            )
+        return {
+            sid for sid in ids if server._retrieve_session_data(server._get_store_id(sid)) is None
+        }

@@ -285,3 +285,26 @@ def test_on_a_real_server_a_leaked_engineio_id_is_useless_without_the_cookie(liv
     packets = alice.http.get(f"{url}&sid={sid}").text.split("\x1e")
     assert any(packet.startswith("40{") for packet in packets)
     alice.http.post(f"{url}&sid={sid}", data="1")
+
+
+def test_with_redis_anonymous_visitors_store_nothing_and_ended_sessions_are_found(make_app):
+    """Several workers keep sessions in Redis: anonymous visitors store nothing there, and
+    the check behind closing sockets finds a session that Redis no longer has. (Socket.IO's
+    test client cannot run with a message queue; the check is asked directly.)"""
+    from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
+
+    with redis_prefix() as prefix:
+        app = make_app(REDIS_URL=TEST_REDIS_URL, REDIS_PREFIX=prefix, WTF_CSRF_ENABLED=True)
+        alice, bob = app.test_client(), app.test_client()
+        assert register_through_the_form(alice, "alice") == 303
+        assert register_through_the_form(bob, "bob") == 303
+        redis = redis_client()
+        stored = set(redis.scan_iter(f"{prefix}:session:*"))
+        assert len(stored) == 2
+        for path in ANONYMOUS_PAGES:
+            app.test_client().get(path)
+        assert set(redis.scan_iter(f"{prefix}:session:*")) == stored
+        ids = {alice.get_cookie("session").value, bob.get_cookie("session").value}
+        assert app.session_interface.list_ended(ids) == set()
+        redis.delete(f"{prefix}:session:{alice.get_cookie('session').value}")  # as on expiry
+        assert app.session_interface.list_ended(ids) == {alice.get_cookie("session").value}
