@@ -16,7 +16,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import off_loop
 
-
 # Hashes computed at once: one core fewer than the machine has, so that a crowd logging in
 # together (after a restart, at the start of a class) queues for the others and the event
 # loop keeps a core; with twenty at once on two cores, the loop got a tenth of one.
