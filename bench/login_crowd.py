@@ -62,7 +62,7 @@ def measure(url: str, people: int, rounds: int) -> list[float]:
             for thread in crowd:
                 thread.start()
             sent = 0
-            while any(thread.is_alive() for thread in crowd):
+            while sent == 0 or any(thread.is_alive() for thread in crowd):
                 started = time.perf_counter()
                 payload = {"chat_id": chat, "body": "x", "client_id": f"r{round_}-{sent}"}
                 ack = bob.call("message_sent", payload, timeout=60)

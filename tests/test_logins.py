@@ -245,3 +245,15 @@ def test_parallel_logins_hash_off_the_loop_while_another_user_is_served_in_order
     assert during >= ANSWERED_DURING_THE_LOGINS, (
         f"only {during} of bob's {len(acks)} messages were answered before the first login"
     )
+
+
+def test_the_login_crowd_benchmark_runs_and_every_message_is_answered(tmp_path):
+    """bench/login_crowd.py on a tiny crowd (no timing asserted: figures are in bench/)."""
+    from bench import login_crowd, servers
+
+    server = servers.start_chat(tmp_path, servers.ROOT)
+    try:
+        rtts = login_crowd.measure(server.url, people=2, rounds=1)
+    finally:
+        server.stop()
+    assert rtts and all(rtt > 0 for rtt in rtts)
