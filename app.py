@@ -499,8 +499,8 @@ def _int_or_none(raw: str | None) -> int | None:
 
 
 def _log_in(app: Flask, user_id: int) -> None:
-    """Start a fresh session for ``user_id`` under a new session id (no fixation). A login
-    session it replaces (someone else logged in on this browser) ends with its sockets."""
+    """Start a fresh session for ``user_id`` under a new session id (no fixation). The login
+    session it replaces (a login on a browser already logged in) ends with its sockets."""
     replaced = None
     if session.get("user_id") is not None:
         replaced = events.session_key(request.cookies.get(app.config["SESSION_COOKIE_NAME"]))
