@@ -92,9 +92,33 @@ def test_a_forged_device_cookie_spares_nothing(make_app):
     app = make_app(LOGIN_RATE_LIMIT="3 per minute", LOGIN_ACCOUNT_RATE_LIMIT="2 per minute")
     register(app.test_client(), "alice")
     forger = app.test_client()
-    forger.set_cookie("login_device", '"alice"', path="/login")
+    forger.set_cookie("login_device", '["alice"]')
     codes = [attempt(app, f"10.0.0.{n}", "guess", http=forger) for n in range(1, 4)]
     assert codes == [400, 400, 429]
+
+
+def test_a_shared_browser_is_spared_for_each_account_it_logged_in_to(make_app):
+    """alice and bob share a computer; both accounts are guessed at from elsewhere; each
+    still logs in there."""
+    app = make_app(LOGIN_RATE_LIMIT="100 per minute", LOGIN_ACCOUNT_RATE_LIMIT="2 per minute")
+    shared = app.test_client()
+    register(shared, "alice")
+    register(shared, "bob")
+    for name in ("alice", "bob"):
+        codes = [
+            app.test_client()
+            .post(
+                "/login",
+                data={"username": name, "password": "guess"},
+                environ_base={"REMOTE_ADDR": f"10.0.0.{n}"},
+            )
+            .status_code
+            for n in range(3)
+        ]
+        assert codes == [400, 400, 429]
+    for name in ("alice", "bob"):
+        response = shared.post("/login", data={"username": name, "password": PASSWORD})
+        assert response.status_code == 303
 
 
 class FromAddress(HTTPAdapter):
