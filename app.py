@@ -43,13 +43,14 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.security import check_password_hash, generate_password_hash
 
 import attachments
 import db_commands
 import events
 import private_files
 import socket_frames
+import login_devices
+import passwords
 from helpers import (
     MAX_CHANNEL_NAME_LENGTH,
     MAX_USERNAME_LENGTH,
@@ -69,11 +70,13 @@ from helpers import (
     wants_json,
 )
 from message_queue import ResyncingRedisManager
+from login_sessions import LoginSessions
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
 from socket_context import ChatFlask, LocalRooms, SocketEventSessions
 from transient import is_transient, log_transient, unavailable_answer
+from socket_guard import SocketGuard
 
 ROOT = Path(__file__).resolve().parent
 
@@ -122,6 +125,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     private_files.make_data_private(app)
     db_commands.init_app(app)
+    passwords.stand_in_hash(app.config["PASSWORD_HASH_METHOD"])
     _init_sessions(app, redis_client)
     csrf.init_app(app)
     _init_socketio(app)
@@ -171,7 +175,7 @@ def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
         WTF_CSRF_TIME_LIMIT=None,
     )
     server_session.init_app(app)
-    app.session_interface = SocketEventSessions(app.session_interface)
+    app.session_interface = SocketEventSessions(LoginSessions(app.session_interface))
 
 
 def _init_socketio(app: Flask) -> None:
@@ -204,6 +208,7 @@ def _init_socketio(app: Flask) -> None:
     )
     socket_frames.install(socketio.server)
     socket_frames.install_engine_filter()
+    app.wsgi_app = SocketGuard(app.wsgi_app, app.config["SESSION_COOKIE_NAME"])
 
 
 def _init_limits(app: Flask) -> None:
@@ -237,7 +242,7 @@ def _register_pages(app: Flask) -> None:
         return response.status_code != 303
 
     def typed_account() -> str:
-        return "account:" + request.form.get("username", "").strip().lower()
+        return "account:" + login_devices.account_name(request.form.get("username", ""))
 
     @app.before_request
     def load_user() -> None:
@@ -285,7 +290,7 @@ def _register_pages(app: Flask) -> None:
             try:
                 user_id = db_commands.insert_user(
                     username,
-                    generate_password_hash(password, method=app.config["PASSWORD_HASH_METHOD"]),
+                    passwords.make_hash(password, app.config["PASSWORD_HASH_METHOD"]),
                     app.config["DEFAULT_CHANNEL"],
                 )
             except db_commands.IntegrityError:
@@ -295,7 +300,7 @@ def _register_pages(app: Flask) -> None:
                 "register.html", username=raw_username, errors=errors, next=_next_arg()
             ), 400
         _log_in(app, user_id)
-        return _redirect_after_login()
+        return _redirect_after_login(app, username)
 
     @app.route("/login", methods=["GET", "POST"])
     @limiter.limit(
@@ -305,9 +310,11 @@ def _register_pages(app: Flask) -> None:
         override_defaults=False,
     )
     @limiter.limit(
-        lambda: app.config["LOGIN_RATE_LIMIT"],
+        lambda: app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
         methods=["POST"],
         key_func=typed_account,
+        # The owner's own browser is spared, so nobody can lock them out by guessing.
+        exempt_when=lambda: login_devices.is_known(app, request.form.get("username", "")),
         deduct_when=failed,
         override_defaults=False,
     )
@@ -317,13 +324,14 @@ def _register_pages(app: Flask) -> None:
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
         user = db_commands.get_user_credentials(username) if username else None
-        if user is None or not check_password_hash(user["password_hash"], password):
+        stored_hash = user["password_hash"] if user is not None else None
+        if not passwords.is_correct(stored_hash, password, app.config["PASSWORD_HASH_METHOD"]):
             errors = {"form": "Wrong username or password."}
             return render_template(
                 "login.html", username=username, errors=errors, next=_next_arg()
             ), 400
         _log_in(app, user["id"])
-        return _redirect_after_login()
+        return _redirect_after_login(app, username)
 
     @app.post("/logout")
     def logout() -> Any:
@@ -552,14 +560,22 @@ def _int_or_none(raw: str | None) -> int | None:
 
 
 def _log_in(app: Flask, user_id: int) -> None:
-    """Start a fresh session for ``user_id`` under a new session id (no fixation)."""
+    """Start a fresh session for ``user_id`` under a new session id (no fixation). The login
+    session it replaces (a login on a browser already logged in) ends with its sockets."""
+    replaced = None
+    if session.get("user_id") is not None:
+        replaced = events.session_key(request.cookies.get(app.config["SESSION_COOKIE_NAME"]))
     session.clear()
     session["user_id"] = user_id
     app.session_interface.regenerate(session)
+    if replaced:
+        events.close_session_sockets(replaced)
 
 
-def _redirect_after_login() -> Any:
-    return redirect(_next_arg() or url_for("chats"), 303)
+def _redirect_after_login(app: Flask, username: str) -> Any:
+    response = redirect(_next_arg() or url_for("chats"), 303)
+    login_devices.remember(app, response, username)
+    return response
 
 
 # -- errors --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask, current_app, request, session
 from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
 from limits import parse as parse_limit
+from werkzeug.http import parse_cookie
 
 import db_commands
 from helpers import (
@@ -36,6 +37,7 @@ from helpers import (
     view_room,
     viewed_chat_id,
 )
+from login_sessions import is_store_id
 
 # Every client -> server event, by name; register() binds them all.
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -162,7 +164,8 @@ class OnlineCount:
 
 def presence_heartbeat(app: Flask) -> None:
     """Keep this worker's sockets alive in the presence store and announce the users whose
-    sockets expired elsewhere (a worker that died). Runs for the server's lifetime."""
+    sockets expired elsewhere (a worker that died); close the sockets whose login session
+    has ended. Runs for the server's lifetime."""
     tracker = app.extensions["presence"]
     socketio = app.extensions["socketio"]
     while True:
@@ -173,6 +176,11 @@ def presence_heartbeat(app: Flask) -> None:
                     announce_presence(user_id, online=False)
         except Exception:
             app.logger.exception("Presence heartbeat failed")
+        try:
+            with app.app_context():
+                close_sockets_of_ended_sessions(app)
+        except Exception:
+            app.logger.exception("Closing the sockets of ended sessions failed")
 
 
 # Parsing "20 per 2 seconds" on every message showed in profiles; settings rarely change.
@@ -204,6 +212,29 @@ def close_session_sockets(key: str) -> None:
     for sid in current_app.extensions["presence"].store.sockets_of_session(key):
         socketio.emit("logged_out", {}, to=sid)
         socketio.server.disconnect(sid)
+
+
+# Sockets looked at before the session check lets other work run (about 2 ms of parsing).
+SOCKETS_PER_TURN = 500
+
+
+def close_sockets_of_ended_sessions(app: Flask) -> None:
+    """Disconnect this worker's sockets whose login session is gone from the store: expired,
+    replaced by another login, or deleted. A socket keeps its own copy of the session, and
+    without this check it would outlive the session it was opened with."""
+    socketio = app.extensions["socketio"]
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    session_of: dict[str, str | None] = {}
+    for count, (sid, _eio_sid) in enumerate(socketio.server.manager.get_participants("/", None)):
+        cookie = parse_cookie(socketio.server.get_environ(sid, "/") or {}).get(cookie_name)
+        session_of[sid] = cookie if cookie and is_store_id(cookie) else None
+        if count % SOCKETS_PER_TURN == SOCKETS_PER_TURN - 1:
+            socketio.sleep(0)  # thousands of sockets: let the others' events in between
+    ended = app.session_interface.list_ended({s for s in session_of.values() if s})
+    for sid, session_id in session_of.items():
+        if session_id is None or session_id in ended:
+            socketio.emit("logged_out", {}, to=sid)
+            socketio.server.disconnect(sid)
 
 
 def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_FILE_DIR": "instance/sessions",
     "SESSION_FILE_THRESHOLD": 50_000,
     "SESSION_COOKIE_SECURE": False,
+    # Seconds a login lasts after its browser's last request (Flask's own setting); its
+    # open sockets close at the next presence heartbeat after it ends.
+    "PERMANENT_SESSION_LIFETIME": 31 * 24 * 3600,
     "SOCKETIO_ASYNC_MODE": "threading",
     "SOCKETIO_TRANSPORTS": "websocket,polling",
     "MAX_CONNECTIONS": 10_000,
@@ -70,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_RATE_LIMIT": "5 per minute",
     "UPLOAD_RATE_LIMIT": "30 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Failed logins per account from all addresses together, tighter the longer a guessing
+    # goes on; a browser that logged in to the account before is spared (login_devices.py).
+    "LOGIN_ACCOUNT_RATE_LIMIT": "20 per 10 minutes; 50 per hour; 200 per day",
     "REGISTER_RATE_LIMIT": "20 per hour",
 }
 

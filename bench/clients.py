@@ -57,13 +57,14 @@ class RealClient:
         return next(user["id"] for user in found if user["username"] == self.name)
 
     def connect(self, transport: str = "websocket") -> socketio.Client:
-        """Open a Socket.IO connection with this person's session cookie."""
-        client = socketio.Client(reconnection=False)
+        """Open a Socket.IO connection with this person's session cookie, sent with every
+        request as a browser does (a long-poll without it is refused)."""
+        http = requests.Session()
+        http.trust_env = False
+        http.cookies.update(self.http.cookies)
+        client = socketio.Client(reconnection=False, http_session=http)
         client.on("*", lambda event, data=None: self.events.append((event, data)))
-        cookie = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
-        client.connect(
-            self.server.url, headers={"Cookie": cookie}, transports=[transport], wait_timeout=10
-        )
+        client.connect(self.server.url, transports=[transport], wait_timeout=10)
         self.sio = client
         return client
 
