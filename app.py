@@ -47,10 +47,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import attachments
 import db_commands
 import events
-import private_files
-import socket_frames
 import login_devices
 import passwords
+import private_files
+import socket_frames
 from helpers import (
     MAX_CHANNEL_NAME_LENGTH,
     MAX_USERNAME_LENGTH,
@@ -69,14 +69,14 @@ from helpers import (
     user_room,
     wants_json,
 )
-from message_queue import ResyncingRedisManager
 from login_sessions import LoginSessions
+from message_queue import ResyncingRedisManager
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from rate_limits import event_limiter
 from settings import DEFAULTS, load_secret_key, settings_from_environment
 from socket_context import ChatFlask, LocalRooms, SocketEventSessions
-from transient import is_transient, log_transient, unavailable_answer
 from socket_guard import SocketGuard
+from transient import is_transient, log_transient, unavailable_answer
 
 ROOT = Path(__file__).resolve().parent
 
