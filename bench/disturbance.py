@@ -33,6 +33,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -109,20 +110,20 @@ TINY: dict[str, Any] = {
     "socket_rate_per_user": 4.0,
     "http_rate_per_user": 1.0,
     "request_timeout_s": 10.0,
-    "lead_s": 0.5,
+    "lead_s": 0.3,
     "tail_s": 0.3,
     "server_settings": {"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"},
-    "quiet": {"seconds": 0.8},
-    "lock": {"seconds": 0.8},
+    "quiet": {"seconds": 0.5},
+    "lock": {"seconds": 0.5},
     "burst": {"frames": 200, "timeout_s": 30.0},
     "picture": {"side": 1200, "uploads": 1, "timeout_s": 30.0},
     "logins": {"parallel": 3, "rounds": 1, "timeout_s": 30.0},
-    "idle": {"connections": 30, "hold_s": 0.8, "settings": {}},
+    "idle": {"connections": 30, "hold_s": 0.5, "settings": {}},
     "nonreader": {
         "messages": 20,
         "body_chars": 500,
         "requests": 5,
-        "hold_s": 0.8,
+        "hold_s": 0.5,
         "settings": {"SEND_RATE_LIMIT": "1000000 per second"},
     },
 }
@@ -513,17 +514,17 @@ async def _socket_request(user: Innocent, kind: str, chat_id: int, timeout: floa
 
 async def _lane(
     user: Innocent,
-    lane: str,
+    kind: str,
     rate: float,
     start: float,
     stopping: asyncio.Event,
-    request: Callable[[str], Awaitable[dict]],
-    kinds: tuple[str, ...],
+    request: Callable[[], Awaitable[dict]],
     timeout: float,
     records: list[dict[str, Any]],
 ) -> None:
-    """Requests due every 1/rate s from ``start``, each awaited before the next (a late one
-    delays the rest, as for a person waiting), until ``stopping``."""
+    """Requests of one kind due every 1/rate s from ``start``, each awaited before the next
+    (as the browser's outbox sends messages: a late one delays the rest), until
+    ``stopping``."""
     number = 0
     while not stopping.is_set():
         due = start + number / rate
@@ -531,11 +532,10 @@ async def _lane(
             await asyncio.wait_for(stopping.wait(), max(0.0, due - time.monotonic()))
         if stopping.is_set():
             break
-        kind = kinds[number % len(kinds)]
-        record: dict[str, Any] = {"user": user.index, "lane": lane, "kind": kind, "due": due}
+        record: dict[str, Any] = {"user": user.index, "kind": kind, "due": due}
         record["sent"] = time.monotonic()
         try:
-            record.update(await request(kind))
+            record.update(await request())
             record["status"] = "ok" if record.pop("ok") else "error"
             record["done"] = time.monotonic()
         except TimeoutError:
@@ -602,35 +602,38 @@ async def run_innocents(
     stopping = asyncio.Event()
     start = time.monotonic() + 0.2
     emit({"event": "ready", "t": start, "chat_id": chat_id})
+    # One lane per user and kind of request (a browser awaits each kind separately), the
+    # lanes' requests spread evenly over each period.
+    lane_rate = spec["socket_rate_per_user"] / len(SOCKET_KINDS)
     lanes = []
-    count = len(users)
     for user in users:
-        socket_rate, http_rate = spec["socket_rate_per_user"], spec["http_rate_per_user"]
-        # Spread the users' requests evenly over each period.
-        offset = user.index / (count * socket_rate)
-        lanes.append(
-            _lane(
-                user,
-                "socket",
-                socket_rate,
-                start + offset,
-                stopping,
-                lambda kind, u=user: _socket_request(u, kind, chat_id, timeout),
-                SOCKET_KINDS,
-                timeout,
-                records,
-            )
-        )
-        if http_rate > 0:
+        for number, kind in enumerate(SOCKET_KINDS):
+            share = (user.index * len(SOCKET_KINDS) + number) / (len(users) * len(SOCKET_KINDS))
+            request = functools.partial(_socket_request, user, kind, chat_id, timeout)
             lanes.append(
                 _lane(
                     user,
-                    "http",
-                    http_rate,
-                    start + user.index / (count * http_rate) + 0.05,
+                    kind,
+                    lane_rate,
+                    start + share / lane_rate,
                     stopping,
-                    lambda _kind, u=user: _page_load(u, port, timeout),
-                    ("page_load",),
+                    request,
+                    timeout,
+                    records,
+                )
+            )
+        http_rate = spec["http_rate_per_user"]
+        if http_rate > 0:
+            share = (user.index + 0.5) / len(users)
+            request = functools.partial(_page_load, user, port, timeout)
+            lanes.append(
+                _lane(
+                    user,
+                    "page_load",
+                    http_rate,
+                    start + share / http_rate,
+                    stopping,
+                    request,
                     timeout,
                     records,
                 )
@@ -1152,6 +1155,7 @@ def summarize(records: list[dict[str, Any]], start: float, end: float) -> dict[s
 
     def figures(group: list[dict[str, Any]]) -> dict[str, Any]:
         waits = [(r["done"] - r["due"]) * 1000 for r in group]
+        responses = [(r["done"] - r["sent"]) * 1000 for r in group]
         statuses = [r["status"] for r in group]
         return {
             "requests": len(group),
@@ -1159,9 +1163,13 @@ def summarize(records: list[dict[str, Any]], start: float, end: float) -> dict[s
             "errors": statuses.count("error"),
             "timeouts": statuses.count("timeout"),
             "closed": statuses.count("closed"),
+            # From when the request was due: what the user waited.
             "p50_ms": _round(percentile(waits, 0.5)),
             "p99_ms": _round(percentile(waits, 0.99)),
             "max_ms": _round(max(waits, default=None)),
+            # From when it was sent (later than due when the one before it was late).
+            "response_p50_ms": _round(percentile(responses, 0.5)),
+            "response_p99_ms": _round(percentile(responses, 0.99)),
         }
 
     kinds = sorted({r["kind"] for r in chosen})
@@ -1273,29 +1281,32 @@ def table(results: dict[str, Any]) -> str:
     def ratio(value: float | None, key: str) -> str:
         if value is None or not base.get(key):
             return "–"
-        return (
-            f"{value / base[key]:.0f}×" if value / base[key] >= 10 else f"{value / base[key]:.1f}×"
-        )
+        times = value / base[key]
+        return f"{times:,.0f}×" if times >= 10 else f"{times:.1f}×"
 
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "**no**"
+
     rows = [
-        "| disturbance | what it did | innocent requests | p50 (ms) | p99 (ms) | max (ms) "
-        "| p50 / quiet | p99 / quiet | errors | timeouts | closed | all ok, in order "
-        "| server RSS growth (MiB) | server CPU (s) |",
+        "| disturbance | what it did | requests due during it | waited p50 (ms) | p99 (ms) "
+        "| max (ms) | p99 / quiet | response p50 (ms) | response p99 (ms) "
+        "| errors / timeouts / closed | all answered ok | messages in order "
+        "| server RSS growth (MiB) | server CPU during it (s) |",
         "|" + "---|" * 14,
     ]
     for name, result in runs.items():
         during, server, order = result["windows"]["during"], result["server"], result["order"]
+        failed = f"{during['errors']} / {during['timeouts']} / {during['closed']}"
+        cpu = "–" if server["cpu_during_s"] is None else f"{server['cpu_during_s']:.1f}"
         rows.append(
             f"| {name} | {_what(result)} | {during['requests']} | {ms(during['p50_ms'])} "
             f"| {ms(during['p99_ms'])} | {ms(during['max_ms'])} "
-            f"| {ratio(during['p50_ms'], 'p50_ms')} "
-            f"| {ratio(during['p99_ms'], 'p99_ms')} | {during['errors']} | {during['timeouts']} "
-            f"| {during['closed']} "
-            f"| {'yes' if order['all_requests_ok'] and order['in_order'] else 'no'} "
-            f"| {server['rss_growth_mib']:+.0f} | {server['cpu_during_s']} |"
+            f"| {ratio(during['p99_ms'], 'p99_ms')} | {ms(during['response_p50_ms'])} "
+            f"| {ms(during['response_p99_ms'])} | {failed} | {yes(order['all_requests_ok'])} "
+            f"| {yes(order['in_order'])} | {server['rss_growth_mib']:+,.0f} | {cpu} |"
         )
     return "\n".join(rows)
 
