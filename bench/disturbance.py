@@ -512,41 +512,65 @@ async def _socket_request(user: Innocent, kind: str, chat_id: int, timeout: floa
     return facts
 
 
-async def _lane(
-    user: Innocent,
-    kind: str,
-    rate: float,
-    start: float,
-    stopping: asyncio.Event,
-    request: Callable[[], Awaitable[dict]],
-    timeout: float,
-    records: list[dict[str, Any]],
-) -> None:
-    """Requests of one kind due every 1/rate s from ``start``, each awaited before the next
-    (as the browser's outbox sends messages: a late one delays the rest), until
-    ``stopping``."""
-    number = 0
-    while not stopping.is_set():
-        due = start + number / rate
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), max(0.0, due - time.monotonic()))
-        if stopping.is_set():
-            break
-        record: dict[str, Any] = {"user": user.index, "kind": kind, "due": due}
-        record["sent"] = time.monotonic()
-        try:
-            record.update(await request())
-            record["status"] = "ok" if record.pop("ok") else "error"
-            record["done"] = time.monotonic()
-        except TimeoutError:
-            record["status"] = "timeout"
-            record["done"] = record["sent"] + timeout
-        except (ConnectionError, OSError) as error:
-            record["status"] = "closed"
-            record["error"] = str(error) or type(error).__name__
-            record["done"] = time.monotonic()
-        records.append(record)
-        number += 1
+@dataclass
+class Lane:
+    """Requests of one kind for one user, due every 1/rate s from ``start``, each awaited
+    before the next (as the browser's outbox sends messages: a late one delays the rest)."""
+
+    user: Innocent
+    kind: str
+    rate: float
+    start: float
+    request: Callable[[], Awaitable[dict]]
+    next: int = 0  # the first slot not sent yet
+
+    def due(self, number: int) -> float:
+        """When slot ``number`` is due."""
+        return self.start + number / self.rate
+
+    async def run(
+        self, stopping: asyncio.Event, timeout: float, records: list[dict[str, Any]]
+    ) -> None:
+        """Send each slot when it is due (or as soon as the one before it ended) until
+        ``stopping``; a record for each."""
+        while not stopping.is_set():
+            due = self.due(self.next)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), max(0.0, due - time.monotonic()))
+            if stopping.is_set():
+                break
+            record: dict[str, Any] = {"user": self.user.index, "kind": self.kind, "due": due}
+            record["sent"] = time.monotonic()
+            try:
+                record.update(await self.request())
+                record["status"] = "ok" if record.pop("ok") else "error"
+                record["done"] = time.monotonic()
+            except TimeoutError:
+                record["status"] = "timeout"
+                record["done"] = record["sent"] + timeout
+            except (ConnectionError, OSError) as error:
+                record["status"] = "closed"
+                record["error"] = str(error) or type(error).__name__
+                record["done"] = time.monotonic()
+            records.append(record)
+            self.next += 1
+
+    def unsent(self, stopped_at: float) -> list[dict[str, Any]]:
+        """The slots due before ``stopped_at`` that were never sent: the lane was still
+        waiting for an earlier answer. Each waited at least until ``stopped_at``."""
+        slots = range(self.next, self.next + math.ceil((stopped_at - self.start) * self.rate) + 1)
+        return [
+            {
+                "user": self.user.index,
+                "kind": self.kind,
+                "due": self.due(number),
+                "sent": None,
+                "done": stopped_at,
+                "status": "unsent",
+            }
+            for number in slots
+            if self.due(number) < stopped_at
+        ]
 
 
 async def _page_load(user: Innocent, port: int, timeout: float) -> dict[str, Any]:
@@ -605,42 +629,21 @@ async def run_innocents(
     # One lane per user and kind of request (a browser awaits each kind separately), the
     # lanes' requests spread evenly over each period.
     lane_rate = spec["socket_rate_per_user"] / len(SOCKET_KINDS)
+    http_rate = spec["http_rate_per_user"]
     lanes = []
     for user in users:
         for number, kind in enumerate(SOCKET_KINDS):
             share = (user.index * len(SOCKET_KINDS) + number) / (len(users) * len(SOCKET_KINDS))
             request = functools.partial(_socket_request, user, kind, chat_id, timeout)
-            lanes.append(
-                _lane(
-                    user,
-                    kind,
-                    lane_rate,
-                    start + share / lane_rate,
-                    stopping,
-                    request,
-                    timeout,
-                    records,
-                )
-            )
-        http_rate = spec["http_rate_per_user"]
+            lanes.append(Lane(user, kind, lane_rate, start + share / lane_rate, request))
         if http_rate > 0:
             share = (user.index + 0.5) / len(users)
             request = functools.partial(_page_load, user, port, timeout)
-            lanes.append(
-                _lane(
-                    user,
-                    "page_load",
-                    http_rate,
-                    start + share / http_rate,
-                    stopping,
-                    request,
-                    timeout,
-                    records,
-                )
-            )
-    tasks = [asyncio.create_task(lane) for lane in lanes]
+            lanes.append(Lane(user, "page_load", http_rate, start + share / http_rate, request))
+    tasks = [asyncio.create_task(lane.run(stopping, timeout, records)) for lane in lanes]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), spec["max_seconds"])
+    stopped_at = time.monotonic()
     stopping.set()
     # Each lane ends after its current request, which its own timeout bounds.
     await asyncio.wait(tasks, timeout=timeout + 5)
@@ -648,6 +651,8 @@ async def run_innocents(
         task.cancel()
     for user in users:
         user.sock.close()
+    for lane in lanes:
+        records.extend(lane.unsent(stopped_at))
     emit({"event": "records", "records": sorted(records, key=lambda r: r["due"])})
 
 
@@ -1019,6 +1024,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process and of the whole machine, and the clock."""
+    snapshot = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            snapshot[name] = cpu_seconds(pid)
+    jiffies = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = jiffies[3] + jiffies[4]
+    snapshot["machine"] = (sum(jiffies) - idle) / os.sysconf("SC_CLK_TCK")
+    snapshot["wall"] = time.monotonic()
+    return snapshot
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per cent of one core each used between two snapshots; ``others`` is the rest of the
+    machine (of 100 x cores): work that is not this benchmark's."""
+    wall = after["wall"] - before["wall"]
+    shares = {
+        name: round(100 * (after[name] - before[name]) / wall, 1)
+        for name in before
+        if name != "wall" and name in after
+    }
+    ours = sum(value for name, value in shares.items() if name != "machine")
+    shares["others"] = round(max(0.0, shares["machine"] - ours), 1)
+    return shares
+
+
 async def _read_record(stream: asyncio.StreamReader, timeout: float) -> dict[str, Any]:
     line = await asyncio.wait_for(stream.readline(), timeout)
     if not line:
@@ -1079,6 +1111,7 @@ async def _disturb(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         limit=2**26,
+        preexec_fn=servers.set_niceness,
     )
     samples: list[tuple[float, int]] = []
     sampling = asyncio.Event()
@@ -1089,9 +1122,12 @@ async def _disturb(
         ready = await _read_record(child.stdout, STEP_TIMEOUT_S)
         await asyncio.sleep(max(0.0, ready["t"] - time.monotonic()) + config["lead_s"])
         rss_before = server.rss_kib()
-        cpu_before = cpu_seconds(server.pid)
+        pids = {"server": server.pid, "innocents": child.pid, "benchmark": os.getpid()}
+        cpu_before = cpu_snapshot(pids)
+        load_before = os.getloadavg()[0]
         start, end, facts = await asyncio.wait_for(disturb(ctx), span_bound)
-        cpu_during = cpu_seconds(server.pid) - cpu_before if server.process.poll() is None else None
+        cpu_after = cpu_snapshot(pids)
+        cpu_during = cpu_after["server"] - cpu_before["server"] if "server" in cpu_after else None
         await asyncio.sleep(config["tail_s"])
         stopped = time.monotonic()
         child.stdin.write(b"stop\n")
@@ -1125,6 +1161,9 @@ async def _disturb(
             "rss_growth_mib": round((peak - rss_before) / 1024, 1),
             "cpu_during_s": None if cpu_during is None else round(cpu_during, 2),
         },
+        # Per cent of one core during the disturbance; the machine's of 100 x its cores.
+        "cpu_pct_during": cpu_shares(cpu_before, cpu_after),
+        "loadavg_before": round(load_before, 2),
         "records": records,
     }
 
@@ -1150,12 +1189,13 @@ def percentile(values: list[float], share: float) -> float | None:
 
 def summarize(records: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
     """The requests due in [start, end): how many, how they ended, how long they waited
-    (a request that timed out counts with its timeout: a lower bound)."""
+    (one that timed out counts with its timeout, one never sent with the end of the run:
+    lower bounds)."""
     chosen = [r for r in records if start <= r["due"] < end]
 
     def figures(group: list[dict[str, Any]]) -> dict[str, Any]:
         waits = [(r["done"] - r["due"]) * 1000 for r in group]
-        responses = [(r["done"] - r["sent"]) * 1000 for r in group]
+        responses = [(r["done"] - r["sent"]) * 1000 for r in group if r["sent"] is not None]
         statuses = [r["status"] for r in group]
         return {
             "requests": len(group),
@@ -1163,6 +1203,8 @@ def summarize(records: list[dict[str, Any]], start: float, end: float) -> dict[s
             "errors": statuses.count("error"),
             "timeouts": statuses.count("timeout"),
             "closed": statuses.count("closed"),
+            # Due, but never sent before the end: the lane was still waiting for an answer.
+            "unsent": statuses.count("unsent"),
             # From when the request was due: what the user waited.
             "p50_ms": _round(percentile(waits, 0.5)),
             "p99_ms": _round(percentile(waits, 0.99)),
@@ -1293,20 +1335,21 @@ def table(results: dict[str, Any]) -> str:
     rows = [
         "| disturbance | what it did | requests due during it | waited p50 (ms) | p99 (ms) "
         "| max (ms) | p99 / quiet | response p50 (ms) | response p99 (ms) "
-        "| errors / timeouts / closed | all answered ok | messages in order "
-        "| server RSS growth (MiB) | server CPU during it (s) |",
-        "|" + "---|" * 14,
+        "| errors / timeouts / closed / not sent | all answered ok | messages in order "
+        "| server RSS growth (MiB) | server CPU during it (s) | other work (% of a core) |",
+        "|" + "---|" * 15,
     ]
     for name, result in runs.items():
         during, server, order = result["windows"]["during"], result["server"], result["order"]
-        failed = f"{during['errors']} / {during['timeouts']} / {during['closed']}"
+        failed = " / ".join(str(during[key]) for key in ("errors", "timeouts", "closed", "unsent"))
         cpu = "–" if server["cpu_during_s"] is None else f"{server['cpu_during_s']:.1f}"
         rows.append(
             f"| {name} | {_what(result)} | {during['requests']} | {ms(during['p50_ms'])} "
             f"| {ms(during['p99_ms'])} | {ms(during['max_ms'])} "
             f"| {ratio(during['p99_ms'], 'p99_ms')} | {ms(during['response_p50_ms'])} "
             f"| {ms(during['response_p99_ms'])} | {failed} | {yes(order['all_requests_ok'])} "
-            f"| {yes(order['in_order'])} | {server['rss_growth_mib']:+,.0f} | {cpu} |"
+            f"| {yes(order['in_order'])} | {server['rss_growth_mib']:+,.0f} | {cpu} "
+            f"| {result.get('cpu_pct_during', {}).get('others', '–')} |"
         )
     return "\n".join(rows)
 
@@ -1322,7 +1365,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="results file (JSON)")
     parser.add_argument("--label", default="main", help="name of this run")
     parser.add_argument("--tiny", action="store_true", help="the smoke test's size")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=servers.NICE,
+        help="niceness of the servers, the users and this process (negative needs root)",
+    )
     args = parser.parse_args()
+    servers.NICE = args.nice
+    servers.set_niceness()
     names = [n.strip() for n in (args.only or ",".join(NAMES)).split(",") if n.strip()]
     unknown = set(names) - set(NAMES)
     if unknown:
@@ -1339,6 +1390,7 @@ def main() -> None:
         commit=commit_of(checkout),
         machine=machine(),
         loadavg_end=os.getloadavg(),
+        nice=args.nice,
         total_seconds=round(time.monotonic() - started, 1),
     )
     out = args.out or servers.ROOT / "bench" / "results" / f"disturbance-{args.label}.json"
