@@ -19,6 +19,7 @@ disturbances:
   messages.
 
     python -m bench.disturbance [--checkout DIR] [--only lock,burst] [--out FILE]
+    python -m bench.disturbance --compare before=before.json after=after.json
 
 The innocent users run in a process of their own (``python -m bench.disturbance
 --innocents``, driven through its stdin and stdout), so the disturbing client's own work
@@ -1143,17 +1144,25 @@ async def _disturb(
         if ctx.attacker_socket is not None:
             ctx.attacker_socket.close()
     peak = max((rss for t, rss in samples if start <= t <= stopped), default=rss_before)
+    windows = {
+        "before": summarize(records, ready["t"], start),
+        "during": summarize(records, start, end),
+        "after": summarize(records, end, stopped),
+    }
+    order = check_order(records, server.database_path)
+    for record in records:  # kept with times in seconds from the start of the disturbance
+        for key in ("due", "sent", "done"):
+            if record[key] is not None:
+                record[key] = round(record[key] - start, 4)
     return {
         "disturbance": name,
         "config": config[name],
         "facts": facts,
         "span_s": round(end - start, 3),
-        "windows": {
-            "before": summarize(records, ready["t"], start),
-            "during": summarize(records, start, end),
-            "after": summarize(records, end, stopped),
-        },
-        "order": check_order(records, server.database_path),
+        "lead_s": round(start - ready["t"], 3),
+        "tail_s": round(stopped - end, 3),
+        "windows": windows,
+        "order": order,
         "server": {
             "alive": server.process.poll() is None,
             "rss_before_mib": round(rss_before / 1024, 1),
@@ -1334,10 +1343,10 @@ def table(results: dict[str, Any]) -> str:
 
     rows = [
         "| disturbance | what it did | requests due during it | waited p50 (ms) | p99 (ms) "
-        "| max (ms) | p99 / quiet | response p50 (ms) | response p99 (ms) "
+        "| max (ms) | p50 / quiet | p99 / quiet | response p50 (ms) | response p99 (ms) "
         "| errors / timeouts / closed / not sent | all answered ok | messages in order "
         "| server RSS growth (MiB) | server CPU during it (s) | other work (% of a core) |",
-        "|" + "---|" * 15,
+        "|" + "---|" * 16,
     ]
     for name, result in runs.items():
         during, server, order = result["windows"]["during"], result["server"], result["order"]
@@ -1346,7 +1355,8 @@ def table(results: dict[str, Any]) -> str:
         rows.append(
             f"| {name} | {_what(result)} | {during['requests']} | {ms(during['p50_ms'])} "
             f"| {ms(during['p99_ms'])} | {ms(during['max_ms'])} "
-            f"| {ratio(during['p99_ms'], 'p99_ms')} | {ms(during['response_p50_ms'])} "
+            f"| {ratio(during['p50_ms'], 'p50_ms')} | {ratio(during['p99_ms'], 'p99_ms')} "
+            f"| {ms(during['response_p50_ms'])} "
             f"| {ms(during['response_p99_ms'])} | {failed} | {yes(order['all_requests_ok'])} "
             f"| {yes(order['in_order'])} | {server['rss_growth_mib']:+,.0f} | {cpu} "
             f"| {result.get('cpu_pct_during', {}).get('others', '–')} |"
@@ -1354,10 +1364,44 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def compare(labelled: dict[str, dict[str, Any]]) -> str:
+    """Runs side by side (e.g. before and after): for each disturbance and run, what the
+    innocent users waited (p50, p99, max, in ms), how many requests failed of how many due,
+    and the server's memory growth."""
+    names = [name for name in NAMES if any(name in r["runs"] for r in labelled.values())]
+    head = "| disturbance |" + "".join(
+        f" {label}: p50 / p99 / max (ms) | {label}: failed of due | {label}: RSS growth (MiB) |"
+        for label in labelled
+    )
+    rows = [head, "|---|" + "---|---|---|" * len(labelled)]
+    for name in names:
+        cells = []
+        for results in labelled.values():
+            result = results["runs"].get(name)
+            if result is None:
+                cells.append(" not run | | |")
+                continue
+            during = result["windows"]["during"]
+            failed = sum(during.get(key, 0) for key in ("errors", "timeouts", "closed", "unsent"))
+            waits = " / ".join(
+                f"{during[key]:,.0f}" if during[key] is not None else "–"
+                for key in ("p50_ms", "p99_ms", "max_ms")
+            )
+            growth = result["server"]["rss_growth_mib"]
+            cells.append(f" {waits} | {failed} of {during['requests']} | {growth:+,.0f} |")
+        rows.append(f"| {name} |" + "".join(cells))
+    return "\n".join(rows)
+
+
 def main() -> None:
     """Parse the command line, run the disturbances, write the JSON, print the table."""
     if sys.argv[1:2] == ["--innocents"]:
         innocents_main()
+        return
+    if sys.argv[1:2] == ["--compare"]:
+        # --compare label=results.json ...: the runs side by side.
+        pairs = [item.split("=", 1) for item in sys.argv[2:]]
+        print(compare({label: json.loads(Path(path).read_text()) for label, path in pairs}))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkout", type=Path, default=servers.ROOT, help="checkout to measure")
