@@ -3,11 +3,11 @@ wait?
 
 Each disturbance runs on a fresh ``python app.py`` of a checkout (SQLite, the chat's own
 password hash and limits). A few innocent users, each from a loopback address of its own,
-do a steady mix of requests: over their socket ``message_sent``, ``join_chat``, a read
-report and a page of history (each awaiting its ack, one at a time, as the browser's
-outbox does), and over a new HTTP connection the chat page. Each request's latency counts
-from the moment it was due, so a stalled server shows as the time the user waited. The
-disturbances:
+do a steady mix of requests: over their socket ``message_sent`` (one at a time, each
+awaiting its ack, as the browser's outbox sends them), ``join_chat``, a read report and a
+page of history (each sent when due, as the browser does), and over a new HTTP connection
+the chat page. Each request's latency counts from the moment it was due, so a stalled
+server shows as the time the user waited. The disturbances:
 
 - ``quiet``: nothing happens (the baseline of the same run);
 - ``lock``: another process holds ``BEGIN IMMEDIATE`` on the SQLite file;
@@ -69,6 +69,8 @@ EVENT_OF_KIND = {
     "read_report": "new_message_count_updated",
     "page": "message_history_is_scrolled_to_the_top",
 }
+# static/js/outbox.js: how long a message refused as "too fast" waits before it goes again.
+TOO_FAST_PAUSE_S = 2.0
 NAMES = ("quiet", "lock", "burst", "picture", "logins", "idle", "nonreader")
 MAX_IDLE_CONNECTIONS = 10_000
 STEP_TIMEOUT_S = 60.0
@@ -501,8 +503,22 @@ async def _socket_request(user: Innocent, kind: str, chat_id: int, timeout: floa
         payload = {"chat_id": chat_id, "last_read_id": user.latest_id}
     else:
         payload = {"chat_id": chat_id, "before_id": user.latest_id}
-    reply = await user.sock.call(EVENT_OF_KIND[kind], payload, timeout)
+    deadline = time.monotonic() + timeout
+    retries = 0
+    while True:
+        reply = await user.sock.call(EVENT_OF_KIND[kind], payload, deadline - time.monotonic())
+        pause = reply.get("retry_after", TOO_FAST_PAUSE_S)
+        too_fast = not reply.get("ok") and "too fast" in str(reply.get("error", "")).lower()
+        # As the browser's outbox: a message refused as too fast waits, then goes again.
+        if kind != "message_sent" or not too_fast:
+            break
+        if time.monotonic() + pause >= deadline:
+            raise TimeoutError
+        retries += 1
+        await asyncio.sleep(pause)
     facts: dict[str, Any] = {"ok": bool(reply.get("ok"))}
+    if retries:
+        facts["too_fast_retries"] = retries
     if not facts["ok"]:
         facts["error"] = reply.get("error")
     for message in reply.get("messages", []) + [reply.get("message") or {}]:
@@ -515,14 +531,17 @@ async def _socket_request(user: Innocent, kind: str, chat_id: int, timeout: floa
 
 @dataclass
 class Lane:
-    """Requests of one kind for one user, due every 1/rate s from ``start``, each awaited
-    before the next (as the browser's outbox sends messages: a late one delays the rest)."""
+    """Requests of one kind for one user, due every 1/rate s from ``start``. Sequential
+    (messages, as the browser's outbox sends them): each awaits the answer to the one
+    before, so a late one delays the rest. Otherwise each goes out when due, whatever is
+    still waiting for an answer (as the browser's other requests)."""
 
     user: Innocent
     kind: str
     rate: float
     start: float
     request: Callable[[], Awaitable[dict]]
+    sequential: bool
     next: int = 0  # the first slot not sent yet
 
     def due(self, number: int) -> float:
@@ -532,33 +551,46 @@ class Lane:
     async def run(
         self, stopping: asyncio.Event, timeout: float, records: list[dict[str, Any]]
     ) -> None:
-        """Send each slot when it is due (or as soon as the one before it ended) until
-        ``stopping``; a record for each."""
-        while not stopping.is_set():
-            due = self.due(self.next)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), max(0.0, due - time.monotonic()))
-            if stopping.is_set():
-                break
-            record: dict[str, Any] = {"user": self.user.index, "kind": self.kind, "due": due}
-            record["sent"] = time.monotonic()
-            try:
-                record.update(await self.request())
-                record["status"] = "ok" if record.pop("ok") else "error"
-                record["done"] = time.monotonic()
-            except TimeoutError:
-                record["status"] = "timeout"
-                record["done"] = record["sent"] + timeout
-            except (ConnectionError, OSError) as error:
-                record["status"] = "closed"
-                record["error"] = str(error) or type(error).__name__
-                record["done"] = time.monotonic()
-            records.append(record)
-            self.next += 1
+        """Send each slot when it is due (a sequential lane: or as soon as the one before
+        it was answered) until ``stopping``; a record for each."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not stopping.is_set():
+                due = self.due(self.next)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), max(0.0, due - time.monotonic()))
+                if stopping.is_set():
+                    break
+                self.next += 1
+                if self.sequential:
+                    await self._one(due, timeout, records)
+                else:
+                    task = asyncio.create_task(self._one(due, timeout, records))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+        finally:
+            if in_flight:  # each bounded by its own timeout
+                await asyncio.wait(list(in_flight))
+
+    async def _one(self, due: float, timeout: float, records: list[dict[str, Any]]) -> None:
+        record: dict[str, Any] = {"user": self.user.index, "kind": self.kind, "due": due}
+        record["sent"] = time.monotonic()
+        try:
+            record.update(await self.request())
+            record["status"] = "ok" if record.pop("ok") else "error"
+            record["done"] = time.monotonic()
+        except TimeoutError:
+            record["status"] = "timeout"
+            record["done"] = record["sent"] + timeout
+        except (ConnectionError, OSError) as error:
+            record["status"] = "closed"
+            record["error"] = str(error) or type(error).__name__
+            record["done"] = time.monotonic()
+        records.append(record)
 
     def unsent(self, stopped_at: float) -> list[dict[str, Any]]:
-        """The slots due before ``stopped_at`` that were never sent: the lane was still
-        waiting for an earlier answer. Each waited at least until ``stopped_at``."""
+        """The slots due before ``stopped_at`` that were never sent: a sequential lane was
+        still waiting for an earlier answer. Each waited at least until ``stopped_at``."""
         slots = range(self.next, self.next + math.ceil((stopped_at - self.start) * self.rate) + 1)
         return [
             {
@@ -636,17 +668,22 @@ async def run_innocents(
         for number, kind in enumerate(SOCKET_KINDS):
             share = (user.index * len(SOCKET_KINDS) + number) / (len(users) * len(SOCKET_KINDS))
             request = functools.partial(_socket_request, user, kind, chat_id, timeout)
-            lanes.append(Lane(user, kind, lane_rate, start + share / lane_rate, request))
+            sequential = kind == "message_sent"
+            lanes.append(
+                Lane(user, kind, lane_rate, start + share / lane_rate, request, sequential)
+            )
         if http_rate > 0:
             share = (user.index + 0.5) / len(users)
             request = functools.partial(_page_load, user, port, timeout)
-            lanes.append(Lane(user, "page_load", http_rate, start + share / http_rate, request))
+            lanes.append(
+                Lane(user, "page_load", http_rate, start + share / http_rate, request, False)
+            )
     tasks = [asyncio.create_task(lane.run(stopping, timeout, records)) for lane in lanes]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), spec["max_seconds"])
     stopped_at = time.monotonic()
     stopping.set()
-    # Each lane ends after its current request, which its own timeout bounds.
+    # Each lane ends once its requests in flight are answered or timed out.
     await asyncio.wait(tasks, timeout=timeout + 5)
     for task in tasks:
         task.cancel()

@@ -31,7 +31,11 @@ def test_every_disturbance_reports_the_innocent_users_figures(tmp_path: Path) ->
         kinds = {kind for window in result["windows"].values() for kind in window["by_kind"]}
         assert kinds == {*disturbance.SOCKET_KINDS, "page_load"}, name
         assert result["order"]["acked_messages"] > 0, name
-        assert result["order"]["in_order"] and result["order"]["all_requests_ok"], (name, result)
+        assert result["order"]["in_order"], (name, result["order"])
+        # Every request the server got was answered without a refusal (how many were late
+        # or still waiting at the end depends on the machine: not asserted).
+        refused = [r for r in result["records"] if r["status"] in ("error", "closed")]
+        assert refused == [], (name, refused)
         assert result["server"]["alive"] and result["server"]["rss_peak_mib"] > 0, name
         assert result["server"]["cpu_during_s"] is not None, name
 
