@@ -61,6 +61,7 @@ DEFAULT_CHANNEL = "General Talk"
 INNOCENT_ADDRESS = "127.0.2.{}"
 ATTACKER_ADDRESS = "127.0.3.1"
 NONREADER_ADDRESS = "127.0.3.2"
+IDLE_ADDRESS = "127.0.3.3"
 SOCKET_KINDS = ("message_sent", "join_chat", "read_report", "page")
 # What each socket request emits.
 EVENT_OF_KIND = {
@@ -936,9 +937,7 @@ async def do_idle(ctx: Context) -> Span:
         async with gate:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(
-                        HOST, ctx.server.port, local_addr=(ATTACKER_ADDRESS, 0)
-                    ),
+                    asyncio.open_connection(HOST, ctx.server.port, local_addr=(IDLE_ADDRESS, 0)),
                     5,
                 )
             except (OSError, TimeoutError) as error:
@@ -954,7 +953,7 @@ async def do_idle(ctx: Context) -> Span:
     if watchers:
         await asyncio.wait(watchers, timeout=hold)
     closed_early = sum(task.done() for task in watchers)
-    held_at_end = servers.established_connections(ctx.server.port).get(ATTACKER_ADDRESS, 0)
+    held_at_end = servers.established_connections(ctx.server.port).get(IDLE_ADDRESS, 0)
     for task in watchers:
         task.cancel()
     for _reader, writer in opened:
@@ -1348,7 +1347,7 @@ def _what(result: dict[str, Any]) -> str:
     if name == "idle":
         return (
             f"{facts['opened']:,} of {facts['connections']:,} opened, "
-            f"held {facts['hold_s']:.0f} s; "
+            f"held {facts['hold_s']:g} s; "
             f"{facts['closed_by_server_within_hold']:,} closed by the server"
         )
     if name == "nonreader":
@@ -1356,7 +1355,7 @@ def _what(result: dict[str, Any]) -> str:
         kept = "still connected" if facts["connected_at_end_of_hold"] else "disconnected"
         return (
             f"{facts['requests']} x a {facts['page_messages']}-message page "
-            f"({mib:.1f} MiB), held {facts['hold_s']:.0f} s ({kept})"
+            f"({mib:.1f} MiB), held {facts['hold_s']:g} s ({kept})"
         )
     return ""
 
