@@ -50,6 +50,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from bench import servers
 
@@ -240,8 +241,6 @@ class Browser:
 
     async def post_form(self, path: str, fields: dict[str, str], timeout: float = 15.0) -> int:
         """Fetch the form for its token, post it; the status of the answer."""
-        from urllib.parse import urlencode
-
         token = await self.csrf_token(path, timeout)
         body = urlencode({**fields, "csrf_token": token}).encode()
         response = await self.request(
@@ -316,7 +315,7 @@ class SioSocket:
         self.writer = writer
         self.on_event: Callable[[str, Any], None] | None = None
         self.closed = False
-        self.ack_bytes: dict[int, int] = {}
+        self.last_ack_bytes = 0  # the size of the last acknowledgement's frame
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next_id = 1
         self._reading: asyncio.Task[None] | None = None
@@ -410,7 +409,7 @@ class SioSocket:
         if kind == "3" and digits:
             ack_id = int(rest[:digits])
             future = self._pending.pop(ack_id, None)
-            self.ack_bytes[ack_id] = len(payload)
+            self.last_ack_bytes = len(payload)
             if future is not None and not future.done():
                 future.set_result(data[0] if data else None)
         elif kind == "2" and self.on_event is not None and data:
@@ -988,7 +987,6 @@ async def prepare_nonreader(ctx: Context) -> None:
             {"chat_id": ctx.channel_id, "body": body, "client_id": f"big-{number}"},
         )
     after_id = first["message"]["id"]
-    ack_id = sock._next_id
     reply = await call_ok(
         sock,
         "message_history_is_scrolled_to_the_bottom",
@@ -997,7 +995,7 @@ async def prepare_nonreader(ctx: Context) -> None:
     ctx.prepared.update(
         after_id=after_id,
         page_messages=len(reply["messages"]),
-        page_bytes=sock.ack_bytes.get(ack_id),
+        page_bytes=sock.last_ack_bytes,
     )
 
 
@@ -1313,11 +1311,16 @@ def run_one(name: str, config: dict[str, Any], checkout: Path, folder: Path) -> 
 
 
 def run(checkout: Path, names: list[str], config: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Each named disturbance in turn, ``quiet`` first as the baseline."""
+    """Each named disturbance in turn, ``quiet`` first as the baseline. One that cannot be
+    measured (its server did not start, a step overran its bound) is reported as failed,
+    and the others still run."""
     runs: dict[str, Any] = {}
     for name in names:
         started = time.monotonic()
-        runs[name] = run_one(name, config, checkout, folder)
+        try:
+            runs[name] = run_one(name, config, checkout, folder)
+        except (RuntimeError, OSError, TimeoutError) as error:
+            runs[name] = {"disturbance": name, "failed": str(error) or type(error).__name__}
         runs[name]["seconds"] = round(time.monotonic() - started, 1)
         print(f"[disturbance] {name}: {runs[name]['seconds']} s", file=sys.stderr, flush=True)
     return {"config": config, "runs": runs}
@@ -1385,6 +1388,10 @@ def table(results: dict[str, Any]) -> str:
         "|" + "---|" * 16,
     ]
     for name, result in runs.items():
+        if "failed" in result:
+            reason = result["failed"].splitlines()[0].replace("|", "/")
+            rows.append(f"| {name} | not measured: {reason} |" + " |" * 14)
+            continue
         during, server, order = result["windows"]["during"], result["server"], result["order"]
         failed = " / ".join(str(during[key]) for key in ("errors", "timeouts", "closed", "unsent"))
         cpu = "–" if server["cpu_during_s"] is None else f"{server['cpu_during_s']:.1f}"
@@ -1414,8 +1421,8 @@ def compare(labelled: dict[str, dict[str, Any]]) -> str:
         cells = []
         for results in labelled.values():
             result = results["runs"].get(name)
-            if result is None:
-                cells.append(" not run | | |")
+            if result is None or "failed" in result:
+                cells.append(" not measured | | |" if result else " not run | | |")
                 continue
             during = result["windows"]["during"]
             failed = sum(during.get(key, 0) for key in ("errors", "timeouts", "closed", "unsent"))

@@ -23,6 +23,7 @@ def test_every_disturbance_reports_the_innocent_users_figures(tmp_path: Path) ->
     runs = results["runs"]
     assert list(runs) == list(disturbance.NAMES)
     for name, result in runs.items():
+        assert "failed" not in result, result.get("failed")
         for window, figures in result["windows"].items():
             assert set(FIGURES) <= set(figures), (name, window)
             if figures["requests"]:  # a tiny disturbance may end between two requests
