@@ -42,6 +42,7 @@ import re
 import resource
 import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -1295,11 +1296,52 @@ def check_order(records: list[dict[str, Any]], database_path: Path | None) -> di
     }
 
 
+# The settings that put a benchmarked chat's data in the benchmark's folder: kept.
+DATA_SETTINGS = {"DATABASE_URL", "SECRET_KEY", "SESSION_FILE_DIR", "UPLOAD_FOLDER"}
+SHIPPED_DEFAULTS = (
+    "import json, settings; "
+    "print(json.dumps({k: v for k, v in settings.DEFAULTS.items() if v is not None}))"
+)
+
+
+def shipped_settings(checkout: Path, folder: Path) -> dict[str, str]:
+    """What the benchmarks' servers change (a cheap password hash, every limit out of the
+    way...) set back to the checkout's own defaults: the chat as it ships, its data kept
+    under ``folder``."""
+    found = subprocess.run(
+        [sys.executable, "-c", SHIPPED_DEFAULTS],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise RuntimeError(f"cannot read the defaults of {checkout}: {found.stderr[-500:]}")
+    defaults = json.loads(found.stdout)
+    changed = servers.chat_settings(folder, checkout)
+    return {
+        name: _environment_value(defaults[name])
+        for name in changed
+        if name in defaults and name not in DATA_SETTINGS
+    }
+
+
+def _environment_value(value: Any) -> str:
+    """A setting's value as its environment variable spells it (settings.from_env)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def run_one(name: str, config: dict[str, Any], checkout: Path, folder: Path) -> dict[str, Any]:
-    """One disturbance on a fresh server of ``checkout``."""
+    """One disturbance on a fresh server of ``checkout``, with the chat's own settings but
+    for the disturbance's."""
     where = folder / name
-    settings = {**config["server_settings"], **config[name].get("settings", {})}
-    server = servers.start_chat(where, checkout, raise_limits=False, **settings)
+    settings = {
+        **shipped_settings(checkout, where),
+        **config["server_settings"],
+        **config[name].get("settings", {}),
+    }
+    server = servers.start_chat(where, checkout, **settings)
     try:
         result = asyncio.run(_disturb(name, server, config, where))
     except Exception as error:

@@ -189,40 +189,31 @@ def _start(
     return server
 
 
-def chat_settings(folder: Path, app_dir: Path, raise_limits: bool = True) -> dict[str, str]:
-    """What every benchmarked chat runs with: its files under ``folder``; unless
-    ``raise_limits`` is False (the chat's own defaults), a cheap password hash and the
-    per-user limits out of the way."""
-    files = {
+def chat_settings(folder: Path, app_dir: Path) -> dict[str, str]:
+    """What every benchmarked chat runs with: its files under ``folder``, a cheap password
+    hash and the per-user limits out of the way."""
+    return {
         "DATABASE_URL": f"sqlite:///{folder / 'chat.db'}",
         "SECRET_KEY": secrets.token_hex(32),
         "SESSION_FILE_DIR": str(folder / "sessions"),
         "UPLOAD_FOLDER": str(folder / "uploads"),
         "PYTHONUNBUFFERED": "1",
-    }
-    if not raise_limits:
-        return files
-    return {
-        **files,
         # scrypt is slow on purpose; registering thousands of users would dominate the run.
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         **limit_overrides(app_dir),
     }
 
 
-def start_chat(
-    folder: Path, app_dir: Path = ROOT, *, raise_limits: bool = True, **settings: str
-) -> Server:
+def start_chat(folder: Path, app_dir: Path = ROOT, **settings: str) -> Server:
     """Start ``python app.py`` from ``app_dir`` with all its data under ``folder``
-    (or on the database of a ``DATABASE_URL`` setting); ``raise_limits=False`` keeps the
-    chat's own password hash and limits."""
+    (or on the database of a ``DATABASE_URL`` setting)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        **chat_settings(folder, app_dir, raise_limits),
+        **chat_settings(folder, app_dir),
         **settings,
     }
     server = _start("chat", [sys.executable, "app.py"], app_dir, env, folder, port, "/login")
