@@ -462,6 +462,15 @@ def plot_history(runs: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def disturbance_table(runs: list[dict[str, Any]]) -> str:
+    """bench.disturbance's table for each run that has one, under the run's label."""
+    from bench.disturbance import table
+
+    return "\n\n".join(
+        f"{run['label']}:\n\n{table(run['disturbance'])}" for run in runs if "disturbance" in run
+    )
+
+
 def summary(runs: list[dict[str, Any]]) -> str:
     """Every table, as markdown."""
     sections = [
@@ -474,6 +483,7 @@ def summary(runs: list[dict[str, Any]]) -> str:
         ("Profile", profile_table),
         ("Scaled out: capacity on PostgreSQL and Redis, 1 and 2 workers", cluster_table),
         ("Scaled out: rate sweep", cluster_sweep_table),
+        ("Disturbances: the innocent users during each", disturbance_table),
     ]
     text = []
     for title, make in sections:

@@ -5,10 +5,12 @@ paging and the chat list, optionally a profile; write the results as JSON and a 
     python -m bench.run --full          # the figures of bench/README.md
     python -m bench.run --full --app-dir ../other-checkout --label proposed
     python -m bench.run --full --only cluster --label cluster   # needs nginx, Redis, PostgreSQL
+    python -m bench.run --only disturbance --label disturbance  # innocent users, disturbed
 
 Each scenario runs against the chat, then against the relay, in the same run. ``cluster``
 (not run unless named) sweeps the chat on PostgreSQL and Redis instead: one process without
-nginx, then 1 and 2 workers behind nginx.
+nginx, then 1 and 2 workers behind nginx. ``disturbance`` (not run unless named either) is
+bench/disturbance.py: the innocent users' latency while one client disturbs the chat.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import profile, report, scenarios, servers
+from bench import disturbance, profile, report, scenarios, servers
 
 SHORT: dict[str, Any] = {
     "capacity": {
@@ -55,6 +57,7 @@ SHORT: dict[str, Any] = {
         "timeout_seconds": 150,
         "kinds": list(scenarios.CLUSTER_KINDS),
     },
+    "disturbance": disturbance.FULL,
 }
 
 FULL: dict[str, Any] = {
@@ -85,11 +88,13 @@ FULL: dict[str, Any] = {
         "timeout_seconds": 400,
         "kinds": list(scenarios.CLUSTER_KINDS),
     },
+    "disturbance": disturbance.FULL,
 }
 
 SCENARIOS = ("capacity", "fanout", "connections", "history", "profile")
-# Run only when named in --only: they need nginx, Redis and PostgreSQL on this machine.
-OPTIONAL_SCENARIOS = ("cluster",)
+# Run only when named in --only: cluster needs nginx, Redis and PostgreSQL on this machine;
+# disturbance runs the chat with its own limits and password hash (bench/disturbance.py).
+OPTIONAL_SCENARIOS = ("cluster", "disturbance")
 
 
 def machine() -> dict[str, Any]:
@@ -180,6 +185,12 @@ def run_all(
         results["cluster"] = scenarios.cluster(folder / "cluster", app_dir, settings["cluster"])
         results["seconds"]["cluster"] = round(time.monotonic() - started, 1)
         print(f"[bench] cluster: {results['seconds']['cluster']} s", file=sys.stderr, flush=True)
+    if "disturbance" in only:
+        started = time.monotonic()
+        results["disturbance"] = disturbance.run(
+            app_dir, list(disturbance.NAMES), settings["disturbance"], folder / "disturbance"
+        )
+        results["seconds"]["disturbance"] = round(time.monotonic() - started, 1)
     if "history" in only:
         started = time.monotonic()
         results["history"] = run_history(settings["history"], app_dir, folder)
