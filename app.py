@@ -47,6 +47,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 import attachments
 import db_commands
 import events
+import socket_budget
 from helpers import (
     ValidationError,
     check_client_id,
@@ -185,6 +186,8 @@ def _init_socketio(app: Flask) -> None:
         # waits for a reply of the same client (the server makes no call() to clients).
         async_handlers=False,
     )
+    # ...and yield to the other sockets after each one; unsent frames are bounded per socket.
+    socket_budget.install(socketio.server, app.config["MAX_UNSENT_BYTES_PER_SOCKET"])
 
 
 def _init_limits(app: Flask) -> None:
