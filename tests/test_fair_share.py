@@ -256,3 +256,41 @@ def test_a_client_that_never_reads_is_disconnected_and_memory_stays_bounded(tmp_
         bob.disconnect()
     finally:
         live.stop()
+
+
+def test_a_long_polling_client_that_never_polls_is_disconnected(tmp_path):
+    generous = "100000 per 10 seconds"
+    live = start_server(tmp_path, SEND_RATE_LIMIT=generous, PAGING_RATE_LIMIT=generous)
+    try:
+        alice, bob, carol = (person(live, n) for n in ("alice", "bob", "carol"))
+        alice.connect()
+        for n in range(10):
+            call_ok(
+                alice, "message_sent", {"chat_id": GENERAL, "body": BIG_BODY, "client_id": f"b{n}"}
+            )
+        bob.connect()
+        online_before = call_ok(bob, "list_chats", {})["online_count"]
+
+        # carol opens a long-polling session, then only posts: her answers wait for a GET.
+        endpoint = f"{live.url}/socket.io/?EIO=4&transport=polling"
+        opened = carol.http.get(endpoint).text
+        sid = json.loads(opened[opened.index("{") :])["sid"]
+        endpoint += f"&sid={sid}"
+        assert carol.http.post(endpoint, data="40").text == "OK"
+        deadline = time.monotonic() + 30
+        while call_ok(bob, "list_chats", {})["online_count"] != online_before + 1:
+            assert time.monotonic() < deadline, "carol never came online"
+        page = json.dumps(
+            ["message_history_is_scrolled_to_the_top", {"chat_id": GENERAL, "before_id": MAX_ID}]
+        )
+        for batch in range(20):  # 20 pages of ~240 KB each: past the 4 MiB limit
+            if carol.http.post(endpoint, data=f"42{batch}{page}").status_code != 200:
+                break  # the session is gone
+        while call_ok(bob, "list_chats", {})["online_count"] != online_before:
+            assert time.monotonic() < deadline, "the client that never polls is still connected"
+        assert carol.http.get(endpoint).status_code == 400, "her session is closed"
+        assert "does not read" in live.log_tail(), live.describe()
+        alice.disconnect()
+        bob.disconnect()
+    finally:
+        live.stop()
