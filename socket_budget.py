@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import threading
 from typing import Any
 
 log = logging.getLogger("chat")
@@ -56,50 +55,53 @@ def packet_size(pkt: Any) -> int:
 
 
 class UnsentBytes:
-    """Mixed into the server's queue class: the bytes of a socket not yet sent, bounded."""
+    """Mixed into the server's queue class: the bytes of a socket not yet sent, bounded.
+
+    The counts move in ``_put`` and ``_get``, which both eventlet's queue and the standard
+    library's call with the queue's own consistency (one thread; the queue's mutex held), so
+    they need no lock of their own (eventlet's green lock would double the cost of a put).
+    """
 
     limit: int
     eio: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         self.queued = 0  # in the queue
         self.in_flight = 0  # taken by the writer, which may still be sending them
         self.overflowed = False
         # The TCP connection of the socket's WebSocket (see TrackedWebSocket), if any.
         self.connection: Any = None
-        self._count_lock = threading.Lock()  # threading mode; uncontended on eventlet
-
-    @property
-    def unsent(self) -> int:
-        """Bytes queued for the socket and not yet handed to the kernel."""
-        return self.queued + self.in_flight
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Queue a packet, unless the socket is over its limit (then it is disconnected)."""
-        size = packet_size(item)  # 0 for the writer's end-of-queue marker: always queued
-        with self._count_lock:
-            refused = size > 0 and (self.overflowed or self.unsent + size > self.limit)
-            first_refusal = refused and not self.overflowed
-            if refused:
+        if item is not None and (self.overflowed or self._over(item)):
+            if not self.overflowed:
                 self.overflowed = True
-            else:
-                self.queued += size
-        if not refused:
-            super().put(item, block, timeout)  # type: ignore[misc]
-        elif first_refusal:
-            self.eio.start_background_task(disconnect_overflowed, self.eio, self)
+                self.eio.start_background_task(disconnect_overflowed, self.eio, self)
+            return  # the client is being disconnected; it catches up when it reconnects
+        super().put(item, block, timeout)  # type: ignore[misc]
+
+    def _over(self, item: Any) -> bool:
+        # A packet bigger than the limit still goes to a client that has read the rest.
+        unsent = self.queued + self.in_flight
+        return unsent > 0 and unsent + packet_size(item) > self.limit
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Take a packet; a blocking take means the writer sent all it took before."""
         if block:
-            with self._count_lock:
-                self.in_flight = 0
-        item = super().get(block, timeout)  # type: ignore[misc]
+            self.in_flight = 0
+        return super().get(block, timeout)  # type: ignore[misc]
+
+    def _put(self, item: Any) -> None:
+        self.queued += packet_size(item)
+        super()._put(item)  # type: ignore[misc]
+
+    def _get(self) -> Any:
+        item = super()._get()  # type: ignore[misc]
         size = packet_size(item)
-        with self._count_lock:
-            self.queued -= size
-            self.in_flight += size
+        self.queued -= size
+        self.in_flight += size
         return item
 
 
