@@ -5,7 +5,6 @@ that never reads is disconnected before its unsent replies fill the server's mem
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -14,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import websocket
 
+from bench.burst import RawSocketIO
 from tests.live_server import LiveServer, RealClient, start_server
 
 GENERAL = 1
@@ -28,46 +27,10 @@ BIG_BODY = "\N{GRINNING FACE}" * 4000  # 48 KB of JSON: each emoji travels as \\
 MAX_ID = 2**53 - 1
 
 
-class RawSocketIO:
-    """A Socket.IO client spoken by hand over a raw WebSocket, so that a test can send
-    frames without waiting for their answers, or never read at all."""
-
-    def __init__(self, server: LiveServer, person: RealClient, receive_buffer: int = 0):
-        cookie = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
-        options = ((socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer),)
-        self.ws = websocket.create_connection(
-            server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
-            header=[f"Cookie: {cookie}"],
-            sockopt=options if receive_buffer else (),
-            timeout=60,
-        )
-        self.sending = threading.Lock()  # a pong must not land inside the burst's bytes
-        assert self.ws.recv().startswith("0")  # Engine.IO's open packet
-        self.ws.send("40")  # join the default namespace
-        while not (frame := self.ws.recv()).startswith("40"):
-            assert frame.startswith("42"), frame  # an event emitted while connecting
-
-    @staticmethod
-    def frame(ack_id: int, event: str, payload: dict[str, Any]) -> bytes:
-        """The WebSocket frame of ``event`` asking for acknowledgement ``ack_id``."""
-        text = f"42{ack_id}" + json.dumps([event, payload])
-        return websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
-
-    def send_all(self, frames: list[bytes]) -> None:
-        """Write every frame at once, as fast as the connection takes them."""
-        with self.sending:
-            self.ws.sock.sendall(b"".join(frames))
-
-    def acks(self, count: int, seen: list[tuple[int, dict[str, Any]]]) -> None:
-        """Read until ``count`` acknowledgements arrived, appending (ack id, answer)."""
-        while len(seen) < count:
-            frame = self.ws.recv()
-            if frame == "2":  # Engine.IO ping
-                with self.sending:
-                    self.ws.send("3")
-            elif frame.startswith("43"):
-                ack_id, _bracket, rest = frame[2:].partition("[")
-                seen.append((int(ack_id), json.loads("[" + rest)[0]))
+def raw_socket(server: LiveServer, person: RealClient, receive_buffer: int = 0) -> RawSocketIO:
+    """A raw Socket.IO connection with ``person``'s login."""
+    cookie = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
+    return RawSocketIO(server.url, cookie, receive_buffer)
 
 
 def person(server: LiveServer, name: str) -> RealClient:
@@ -115,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def test_a_burst_from_one_socket_is_answered_in_turn_with_everyone_else(server):
     mallory, bob = person(server, "mallory"), person(server, "bob")
     bob.connect()
-    burster = RawSocketIO(server, mallory)
+    burster = raw_socket(server, mallory)
     frames = [burster.frame(n, "join_chat", {"chat_id": GENERAL}) for n in range(BURST)]
     answers: list[tuple[int, dict[str, Any]]] = []
     reader = threading.Thread(target=burster.acks, args=(BURST, answers), daemon=True)
@@ -155,7 +118,7 @@ def test_the_server_yields_to_others_between_one_sockets_events(tmp_path):
     try:
         mallory, bob = person(live, "mallory"), person(live, "bob")
         bob.connect()
-        burster = RawSocketIO(live, mallory)
+        burster = raw_socket(live, mallory)
         newest = {"chat_id": GENERAL, "before_id": MAX_ID}
         frames = [
             burster.frame(n, "message_history_is_scrolled_to_the_top", newest)
@@ -224,7 +187,7 @@ def test_a_client_that_never_reads_is_disconnected_and_memory_stays_bounded(tmp_
 
         # Each answer is a page cut at MAX_REPLY_BYTES (256 KiB): 600 of them, 150 MB,
         # would all wait in the server for a client that reads nothing.
-        reader = RawSocketIO(live, carol, receive_buffer=4096)
+        reader = raw_socket(live, carol, receive_buffer=4096)
         assert call_ok(bob, "list_chats", {})["online_count"] == online_before + 1
         memory_before = memory_kb(live)
         frames = [
