@@ -50,6 +50,7 @@ import events
 import login_devices
 import passwords
 import private_files
+import socket_budget
 import socket_frames
 from helpers import (
     MAX_CHANNEL_NAME_LENGTH,
@@ -209,6 +210,8 @@ def _init_socketio(app: Flask) -> None:
     socket_frames.install(socketio.server)
     socket_frames.install_engine_filter()
     app.wsgi_app = SocketGuard(app.wsgi_app, app.config["SESSION_COOKIE_NAME"])
+    # Each socket yields to the others after each of its events; unsent frames are bounded.
+    socket_budget.install(socketio.server, app.config["MAX_UNSENT_BYTES_PER_SOCKET"])
 
 
 def _init_limits(app: Flask) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import threading
 import time
@@ -38,18 +39,32 @@ from helpers import (
     viewed_chat_id,
 )
 from login_sessions import is_store_id
+from settings import DEFAULTS
 
 # Every client -> server event, by name; register() binds them all.
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
+# The setting holding each event's per-user budget: every event has one.
+BUDGETS: dict[str, str] = {}
 NOT_A_MEMBER = "This chat does not exist or you are not in it."
 TOO_FAST = "You are sending too fast. Please wait a moment."
 
 
-def event(name: str) -> Callable:
-    """Register ``handler(user_id, payload)`` for the client event ``name``."""
+def event(name: str, budget: str) -> Callable:
+    """Register ``handler(user_id, payload)`` for the client event ``name``, each call
+    counted first against the per-user limit in the setting ``budget``: an event without a
+    budget cannot be registered, and one over it costs a counter, not the handler's work."""
+    if not isinstance(DEFAULTS.get(budget), str):
+        raise ValueError(f"The budget of {name!r} must name a rate limit setting: {budget!r}")
+    parse_limit(DEFAULTS[budget])  # a malformed default fails at import, not at run time
 
     def decorate(handler: Callable[[int, Mapping[str, Any]], dict[str, Any]]) -> Callable:
-        HANDLERS[name] = authenticated_only(handler)
+        @functools.wraps(handler)
+        def budgeted(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+            check_rate(budget, user_id)
+            return handler(user_id, payload)
+
+        HANDLERS[name] = authenticated_only(budgeted)
+        BUDGETS[name] = budget
         return handler
 
     return decorate
@@ -246,8 +261,28 @@ def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
     return membership
 
 
-def _page(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [serialize_message(row) for row in messages]
+def _page(
+    rows: list[dict[str, Any]], keep_newest: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of a page (ids ascending) that fit in ``MAX_REPLY_BYTES`` of JSON, and their
+    messages: cut at a whole message, keeping the ones nearest the page's cursor (the newest
+    for a page before an id, the oldest for a page after one), and at least one, so paging
+    always moves on. The reply's ``has_more_*`` then tells the client to ask for the rest."""
+    messages = [serialize_message(row) for row in rows]
+    limit = current_app.config["MAX_REPLY_BYTES"]
+    # Sized as python-socketio encodes a packet (the standard json, compact separators).
+    if len(json.dumps(messages, separators=(",", ":"))) <= limit:
+        return rows, messages
+    order = range(len(rows) - 1, -1, -1) if keep_newest else range(len(rows))
+    kept: list[int] = []
+    used = 2  # the list's brackets
+    for index in order:
+        used += len(json.dumps(messages[index], separators=(",", ":"))) + 1  # and a comma
+        if kept and used > limit:
+            break
+        kept.append(index)
+    kept.sort()
+    return [rows[i] for i in kept], [messages[i] for i in kept]
 
 
 def open_chat(chat_id: int) -> None:
@@ -264,7 +299,7 @@ def open_chat(chat_id: int) -> None:
     join_room(view_room(chat_id))
 
 
-@event("join_chat")
+@event("join_chat", "JOIN_CHAT_RATE_LIMIT")
 def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Open a chat: its newest page, or everything from the first unread, or a catch-up."""
     chat_id = check_id(payload.get("chat_id"))
@@ -289,10 +324,12 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         )
     else:
         rows = db_commands.list_messages_before(chat_id, None, config["MESSAGES_ON_OPEN"])
+    newest_page = after_id is None and unread_count <= config["MESSAGES_ON_OPEN"]
+    rows, messages = _page(rows, keep_newest=newest_page)
     db_commands.update_last_chat(user_id, chat_id)
     return {
         "chat": serialize_chat(chat),
-        "messages": _page(rows),
+        "messages": messages,
         "unread_count": unread_count,
         "first_unread_id": first_unread_id,
         "has_more_before": bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"]),
@@ -300,7 +337,7 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@event("message_history_is_scrolled_to_the_top")
+@event("message_history_is_scrolled_to_the_top", "PAGING_RATE_LIMIT")
 def scrolled_to_top(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The page of older messages just before ``before_id``."""
     chat_id = check_id(payload.get("chat_id"))
@@ -309,13 +346,14 @@ def scrolled_to_top(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     rows = db_commands.list_messages_before(
         chat_id, before_id, current_app.config["MESSAGES_ON_SCROLL"]
     )
+    rows, messages = _page(rows, keep_newest=True)
     return {
-        "messages": _page(rows),
+        "messages": messages,
         "has_more_before": bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"]),
     }
 
 
-@event("message_history_is_scrolled_to_the_bottom")
+@event("message_history_is_scrolled_to_the_bottom", "PAGING_RATE_LIMIT")
 def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The page of newer messages just after ``after_id``."""
     chat_id = check_id(payload.get("chat_id"))
@@ -324,20 +362,20 @@ def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, An
     rows = db_commands.list_messages_after(
         chat_id, after_id, current_app.config["MAX_MESSAGES_PER_FETCH"]
     )
+    rows, messages = _page(rows, keep_newest=False)
     return {
-        "messages": _page(rows),
+        "messages": messages,
         "has_more_after": bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"]),
     }
 
 
-@event("message_sent")
+@event("message_sent", "SEND_RATE_LIMIT")
 def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Store a message (once per client_id), then deliver it to the chat's rooms."""
     chat_id = check_id(payload.get("chat_id"))
     body = check_message_body(payload.get("body"), current_app.config["MAX_MESSAGE_LENGTH"])
     client_id = check_client_id(payload.get("client_id"))
     chat = access_chat(chat_id, user_id)
-    check_rate("SEND_RATE_LIMIT", user_id)
     row, created = db_commands.insert_message(chat_id, user_id, body, client_id)
     message = serialize_message(row)
     if created:
@@ -377,7 +415,7 @@ def deliver_message(
             )
 
 
-@event("new_message_count_updated")
+@event("new_message_count_updated", "READ_REPORT_RATE_LIMIT")
 def read_up_to(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Move the reader's pointer forward to ``last_read_id``; keep their other tabs in step."""
     chat_id = check_id(payload.get("chat_id"))
@@ -394,11 +432,10 @@ def read_up_to(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"unread_count": unread_count, "last_read_id": pointer}
 
 
-@event("create_channel")
+@event("create_channel", "CHANNEL_RATE_LIMIT")
 def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Create a channel; everyone sees it appear at once."""
     name = check_channel_name(payload.get("name"))
-    check_rate("CHANNEL_RATE_LIMIT", user_id)
     try:
         chat_id = db_commands.insert_channel(name, user_id)
     except db_commands.IntegrityError:
@@ -414,7 +451,7 @@ def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"chat": chat}
 
 
-@event("join_channel")
+@event("join_channel", "JOIN_CHANNEL_RATE_LIMIT")
 def join_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Join a channel from the list (joining twice is harmless)."""
     chat_id = check_id(payload.get("chat_id"))
@@ -428,7 +465,7 @@ def join_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"chat": chat}
 
 
-@event("list_chats")
+@event("list_chats", "LIST_CHATS_RATE_LIMIT")
 def list_chats(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The user's chats with unread counts, and the channels they could join.
 
@@ -451,12 +488,11 @@ def list_chats(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@event("typing")
+@event("typing", "TYPING_RATE_LIMIT")
 def typing(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Tell the others who have the chat open that this user is typing."""
     chat_id = check_id(payload.get("chat_id"))
     access_chat(chat_id, user_id)
-    check_rate("TYPING_RATE_LIMIT", user_id)
     emit(
         "user_typing",
         {"chat_id": chat_id, "user_id": user_id, "username": session.get("username")},

@@ -1,6 +1,6 @@
-"""Per-user limits on Socket.IO events (messages, typing, channels): counted where the HTTP
-routes' limits are counted (Flask-Limiter's storage) when workers share Redis, else in this
-process without the timer that ``limits``' in-memory storage runs.
+"""Per-user limits on Socket.IO events (every event has one, see events.py): counted where
+the HTTP routes' limits are counted (Flask-Limiter's storage) when workers share Redis, else
+in this process without the timer that ``limits``' in-memory storage runs.
 
 ``limits.storage.MemoryStorage`` expires its counters with a ``threading.Timer`` that it
 starts again 10 ms after the last one, on every hit. Under eventlet each timer is a new

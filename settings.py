@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "FIND_RESULTS_LIMIT": 20,
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
+    # The messages of one page (join_chat, scrolling) take at most this many bytes of JSON;
+    # the page is cut at a whole message and the rest comes on the next scroll.
+    "MAX_REPLY_BYTES": 256 * 1024,
+    # A socket whose frames wait unsent past this many bytes (a client that does not read)
+    # is disconnected; its page catches up when it reconnects.
+    "MAX_UNSENT_BYTES_PER_SOCKET": 4 * 1024 * 1024,
     "MAX_UPLOAD_MB": 10,
     # Pictures are refused from their header above this size, before a pixel is decoded
     # (decoding takes 3-4 bytes a pixel: 40 megapixels, about 160 MB).
@@ -71,6 +77,13 @@ DEFAULTS: dict[str, Any] = {
     "SEND_RATE_LIMIT": "20 per 2 seconds",
     "TYPING_RATE_LIMIT": "10 per 10 seconds",
     "CHANNEL_RATE_LIMIT": "5 per minute",
+    # Every other Socket.IO event has a per-user budget too (see events.py), well above
+    # what a person does, including every tab's catch-up after a reconnect.
+    "JOIN_CHAT_RATE_LIMIT": "60 per 10 seconds",
+    "LIST_CHATS_RATE_LIMIT": "30 per 10 seconds",
+    "PAGING_RATE_LIMIT": "120 per 10 seconds",
+    "READ_REPORT_RATE_LIMIT": "100 per 10 seconds",
+    "JOIN_CHANNEL_RATE_LIMIT": "30 per minute",
     "UPLOAD_RATE_LIMIT": "30 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",
     # Failed logins per account from all addresses together, tighter the longer a guessing

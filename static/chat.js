@@ -160,12 +160,38 @@ function focusAfterOpen() {
 }
 
 let syncSeq = 0;
+let syncRunning = null; // the list_chats request in flight
+let syncNext = null; // the one after it, shared by every caller meanwhile
 
-async function syncChats() {
+/**
+ * Bring the chat list up to date; resolves once a list_chats asked after this call has
+ * answered (true when it succeeded). Calls while one is in flight share the next request,
+ * so thirty new direct chats arriving together cost two requests, not thirty.
+ */
+function syncChats() {
+  if (!syncRunning) {
+    syncRunning = askForChats().finally(() => { syncRunning = null; });
+    return syncRunning;
+  }
+  if (!syncNext) {
+    syncNext = syncRunning.then(() => {
+      syncNext = null;
+      return syncChats();
+    });
+  }
+  return syncNext;
+}
+
+async function askForChats() {
   const mine = ++syncSeq;
   const res = await ask('list_chats', {});
   // Only the newest answer counts; an older one could undo a change made since.
   if (mine !== syncSeq) return res.ok;
+  if (!res.ok && res.code === 'rate_limited' && Number.isFinite(res.retry_after)) {
+    // Over the budget (many tabs at once): the list catches up when it may.
+    setTimeout(() => syncChats(), res.retry_after * 1000);
+    return false;
+  }
   if (!res.ok) {
     chatList.showError(res.error);
     return false;
