@@ -530,6 +530,11 @@ def _register_errors(app: Flask) -> None:
             return jsonify({"ok": False, "error": events.TOO_FAST, "code": "rate_limited"}), 429
         return _apology(429, events.TOO_FAST)
 
+    @app.errorhandler(db_commands.DatabaseBusy)
+    def database_busy(error: db_commands.DatabaseBusy) -> Any:
+        response, code = _apology(503, str(error))
+        return response, code, {"Retry-After": "1"}
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         return _apology(error.code or 500, error.description or error.name)
