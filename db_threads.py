@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from greenlet import getcurrent
+
 import database
 
 log = logging.getLogger("chat")
@@ -117,7 +119,7 @@ class ThreadWaiter:
         """Called in the database thread: wake the caller."""
         self._lock.release()
 
-    def wait(self) -> None:
+    def wait(self, _job: Job) -> None:
         """Called by the caller: sleep until ``done``."""
         self._lock.acquire()
 
@@ -161,8 +163,12 @@ class GreenHandoff:
             self._signalled = False
         while self._finished:
             waiter = self._finished.popleft()
-            if waiter.greenlet is not None:
+            if waiter.greenlet is None:
+                continue
+            try:
                 waiter.greenlet.switch()
+            except Exception:  # a greenlet that died of it: the others still wake
+                log.exception("A greenlet waiting for the database failed")
 
     def close(self) -> None:
         """Stop watching the socket pair and close it."""
@@ -188,13 +194,13 @@ class GreenWaiter:
         """Called in the database thread."""
         self._handoff.finished(self)
 
-    def wait(self) -> None:
-        """Called by the caller's greenlet (never the hub's)."""
-        import greenlet
-
-        self.greenlet = greenlet.getcurrent()
+    def wait(self, job: Job) -> None:
+        """Called by the caller's greenlet (never the hub's): give way until ``job`` is
+        finished."""
+        self.greenlet = getcurrent()
         try:
-            self._handoff.hub.switch()
+            while not job.finished:
+                self._handoff.hub.switch()
         finally:
             # A greenlet woken by anything else (a kill) is not switched into later.
             self.greenlet = None
@@ -239,7 +245,7 @@ class DatabaseThreads:
         waiter = GreenWaiter(self._handoff) if self._handoff else ThreadWaiter(self.threading)
         job = Job(fn, args, kwargs, deadline, waiter)
         (self._reads if kind == "read" else self._writes).put(job)
-        waiter.wait()
+        waiter.wait(job)
         return job.outcome()
 
     def pending_writes(self) -> int:
@@ -253,6 +259,8 @@ class DatabaseThreads:
             self._reads.put(_STOP)
         for thread in self._threads:
             thread.join(self.db.write_timeout + 5)
+        if self._handoff is not None:
+            self._handoff.close()
 
     # -- readers -----------------------------------------------------------------------
 
@@ -270,7 +278,7 @@ class DatabaseThreads:
                     job.fail(database.DatabaseBusy())
             except BaseException as error:  # opening failed: this caller hears why
                 job.fail(error)
-            job.waiter.done()
+            self._finish([job])
         if raw is not None:
             raw.close()
 
