@@ -1,21 +1,28 @@
-"""Where SQLite work runs: one writer thread, a few reader threads, never the event loop.
+"""Where SQLite work runs: never anywhere it could hold the event loop.
 
 SQLite blocks the thread that calls it: a write waits inside C for another process's lock
-(``busy_timeout``), and even a read does file I/O. Under eventlet every socket of a worker
-shares one OS thread, so each ``db_commands`` call (one unit of work) runs here instead:
+(``busy_timeout``), a checkpoint syncs files, and even a read does file I/O. Under
+eventlet every socket of a worker shares one OS thread, so each ``db_commands`` call (one
+unit of work) runs where it cannot hold the others:
 
 - **The writer thread** owns the one connection that writes. It takes every write waiting
   at that moment and commits them together (a group commit): ``BEGIN IMMEDIATE``, each job
   in its own ``SAVEPOINT`` (a job that fails is rolled back alone and gets its own
   exception), one ``COMMIT``, then each caller gets its result. A caller hears of its write
   only after that COMMIT returned, so an acknowledged message is stored. When another
-  process holds the lock, only writes wait; a write still waiting when its timeout
-  (``DB_WRITE_TIMEOUT_SECONDS``) runs out fails with ``database.DatabaseBusy``.
+  process holds the lock, the writer thread retries it; a write still waiting when its
+  timeout (``DB_WRITE_TIMEOUT_SECONDS``) runs out fails with ``database.DatabaseBusy``.
+  It also checkpoints the WAL (the connection's automatic checkpoints are off).
+- **A write that comes on its own** (not within ``BURST_GAP_S`` of the previous one,
+  nothing queued for the writer thread) runs where it is called, on the same connection,
+  if the lock can be taken at once: the connection's busy timeout is 0 and it never
+  checkpoints, so this cannot wait, and it spares the trip to a thread. If the lock is
+  taken, the write goes to the writer thread like the others.
 - **Reader threads** each own a read-only connection; WAL lets them read while a write
   lock is held elsewhere, so pages keep answering during a lock.
 
-The caller waits cooperatively: under eventlet (``python app.py``) the greenlet sleeps on
-an event that the hub sets when a byte arrives on a socket pair (as ``eventlet.tpool``
+The caller waits cooperatively: under eventlet (``python app.py``) the greenlet gives way
+to the hub, which resumes it when a byte arrives on a socket pair (as ``eventlet.tpool``
 does), one byte for all the jobs finished at once; in threading mode (tests, ``flask
 run``) the calling thread waits on a lock.
 """
@@ -39,9 +46,18 @@ log = logging.getLogger("chat")
 
 # Writes committed together at most: bounds what one failed COMMIT takes back.
 MAX_GROUP = 256
-# A new wait for the lock is set only when it differs this much from the one in force.
-BUSY_SLACK_S = 0.05
+# The writer thread's waits between two tries of a lock another process holds (as
+# SQLite's own busy handler), the last repeated until the write's timeout.
+BUSY_WAITS_S = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05, 0.1)
+# The writer thread checkpoints the WAL after this many COMMITs (about SQLite's automatic
+# 1,000 pages for single messages), never the loop.
+CHECKPOINT_EVERY = 250
+# A write that follows the previous one this closely is part of a burst: it goes to the
+# writer thread, where the writes of a burst share one COMMIT. A write on its own runs
+# where it is called if the lock is free right now (it never waits there).
+BURST_GAP_S = 0.0002
 _STOP = object()
+_CHECKPOINT = object()
 
 
 def is_green() -> bool:
@@ -53,16 +69,17 @@ def is_green() -> bool:
     return patcher.is_monkey_patched("thread")
 
 
-def real_modules() -> tuple[Any, Any]:
-    """The standard ``threading`` and ``queue`` modules, unpatched even under eventlet."""
+def real_modules() -> tuple[Any, Any, Any]:
+    """The standard ``threading``, ``queue`` and ``time`` modules, unpatched even under
+    eventlet."""
     if is_green():
         from eventlet import patcher
 
-        return patcher.original("threading"), patcher.original("queue")
+        return patcher.original("threading"), patcher.original("queue"), patcher.original("time")
     import queue
     import threading
 
-    return threading, queue
+    return threading, queue, time
 
 
 class Job:
@@ -211,15 +228,25 @@ class DatabaseThreads:
 
     def __init__(self, db: database.SQLiteDatabase):
         self.db = db
-        self.threading, queue_module = real_modules()
+        self.threading, queue_module, real_time = real_modules()
+        self._sleep = real_time.sleep
         self.green = is_green()
         self._handoff = GreenHandoff(self.threading) if self.green else None
         self._writes: Any = queue_module.SimpleQueue()
         self._reads: Any = queue_module.SimpleQueue()
         self._empty = queue_module.Empty
-        # The writer thread's state: the group being committed, the lock wait in force.
+        # The one writing connection. It never waits inside SQLite (busy timeout 0, no
+        # automatic checkpoint): the writer thread retries the lock and checkpoints itself.
+        self._raw = db.open_raw()
+        self._raw.execute("PRAGMA busy_timeout = 0")
+        self._raw.execute("PRAGMA wal_autocheckpoint = 0")
+        # Held by whoever uses the connection; the loop only ever tries it, never waits.
+        self._conn_lock = self.threading.Lock()
+        # Writes handed to the writer thread and not finished yet.
+        self._queued = 0
+        self._count_lock = self.threading.Lock()
+        self._last_write = 0.0
         self._group: list[Job] = []
-        self._busy_timeout = db.write_timeout
         self._stopping = False
         self.groups_committed = 0
         self._threads = [self.threading.Thread(target=self._write_loop, name="db-writer")]
@@ -238,15 +265,59 @@ class DatabaseThreads:
         ``write_soon``. Inside a unit of work, run it right here on the same connection."""
         if database.current_connection() is not None:
             return fn(*args, **kwargs)
-        deadline = time.monotonic() + self.db.write_timeout
+        if kind == "read":
+            return self._wait_for(self._reads, fn, args, kwargs)
+        now = time.monotonic()
+        alone, self._last_write = now - self._last_write > BURST_GAP_S, now
+        if alone and self._queued == 0 and self._conn_lock.acquire(blocking=False):
+            try:
+                job = Job(fn, args, kwargs, 0.0, None)
+                ran = self._queued == 0 and self._run_here(job)
+            finally:
+                self._conn_lock.release()
+            if ran and kind == "write_soon":
+                if job.error is not None:
+                    log.warning("A write (%s) was not stored: %s", fn.__name__, job.error)
+                return None
+            if ran:
+                return job.outcome()
+        with self._count_lock:
+            self._queued += 1
         if kind == "write_soon":
+            deadline = time.monotonic() + self.db.write_timeout
             self._writes.put(Job(fn, args, kwargs, deadline, None))
             return None
+        return self._wait_for(self._writes, fn, args, kwargs)
+
+    def _wait_for(
+        self, queue: Any, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping
+    ) -> Any:
+        deadline = time.monotonic() + self.db.write_timeout
         waiter = GreenWaiter(self._handoff) if self._handoff else ThreadWaiter(self.threading)
         job = Job(fn, args, kwargs, deadline, waiter)
-        (self._reads if kind == "read" else self._writes).put(job)
+        queue.put(job)
         waiter.wait(job)
         return job.outcome()
+
+    def _run_here(self, job: Job) -> bool:
+        """Run a write on the caller's thread when that cannot wait: nothing is queued
+        before it and the lock is free right now (tried, not awaited). False when the lock
+        is taken: the write then goes to the writer thread. The caller holds _conn_lock."""
+        raw = self._raw
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if database.is_busy(error):
+                return False
+            job.fail(error)
+            return True
+        job.run(database.SQLiteConnection(raw))
+        if job.error is not None:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            return True
+        self._commit([job])
+        return True
 
     def pending_writes(self) -> int:
         """Writes queued or in the group being committed (for tests and diagnostics)."""
@@ -285,30 +356,29 @@ class DatabaseThreads:
     # -- the writer --------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        raw: sqlite3.Connection | None = None
         while True:
             first = self._writes.get()
             if first is _STOP:
                 break
-            self._group = [first]
-            try:
-                if raw is None:
-                    raw = self.db.open_raw()
-                    self._busy_timeout = self.db.write_timeout
-                self._commit_group(raw)
-            except BaseException as error:  # nothing of this group committed
-                log.exception("The database thread failed a group of writes")
-                if raw is not None and raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                for job in self._group:
-                    if not job.finished:
-                        job.fail(error)
-                self._finish(self._group)
-            self._group = []
+            with self._conn_lock:
+                if first is _CHECKPOINT:
+                    self._checkpoint()
+                    continue
+                self._group = [first]
+                try:
+                    self._commit_group(self._raw)
+                except BaseException as error:  # nothing of this group committed
+                    log.exception("The database thread failed a group of writes")
+                    if self._raw.in_transaction:
+                        self._raw.execute("ROLLBACK")
+                    for job in self._group:
+                        if not job.finished:
+                            job.fail(error)
+                    self._settle(self._group)
+                self._group = []
             if self._stopping:
                 break
-        if raw is not None:
-            raw.close()
+        self._raw.close()
 
     def _commit_group(self, raw: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE, every write waiting by then in its own savepoint, one COMMIT,
@@ -324,7 +394,7 @@ class DatabaseThreads:
             if job.error is not None:
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
-                self._finish(group)
+                self._settle(group)
                 return
         else:
             for index, job in enumerate(group):
@@ -343,40 +413,54 @@ class DatabaseThreads:
                     for later in group[index + 1 :]:
                         self._writes.put(later)
                     self._group = group[: index + 1]
-                    self._finish(self._group)
+                    self._settle(self._group)
                     return
+        self._commit(group)
+        self._settle(group)
+
+    def _commit(self, jobs: list[Job]) -> None:
+        """COMMIT; if it fails, every job of the transaction fails with it."""
+        raw = self._raw
         try:
             raw.execute("COMMIT")
-            self.groups_committed += 1
         except sqlite3.Error as error:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
-            for job in group:
+            for job in jobs:
                 job.fail(database.DatabaseBusy() if database.is_busy(error) else error)
-        self._finish(group)
+            return
+        self.groups_committed += 1
+        if self.groups_committed % CHECKPOINT_EVERY == 0:
+            self._writes.put(_CHECKPOINT)
+
+    def _checkpoint(self) -> None:
+        try:
+            self._raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.exception("A checkpoint of the database failed")
 
     def _begin(self, raw: sqlite3.Connection) -> bool:
-        """BEGIN IMMEDIATE within the time left to the first job; if the lock stays taken,
-        that job fails with DatabaseBusy. Then add the writes waiting by now to the group
-        (up to MAX_GROUP). False when nothing is left to run."""
+        """BEGIN IMMEDIATE, retried until the first job's timeout if another process holds
+        the lock (that job then fails with DatabaseBusy). Then add the writes waiting by now
+        to the group (up to MAX_GROUP). False when nothing is left to run."""
         job = self._group[0]
+        tries = 0
         while True:
-            wait = job.deadline - time.monotonic()
-            if wait <= 0:
-                job.fail(database.DatabaseBusy())
-                self._finish(self._group)
-                return False
-            if abs(wait - self._busy_timeout) > BUSY_SLACK_S:
-                self._busy_timeout = wait
-                raw.execute(f"PRAGMA busy_timeout = {max(1, int(wait * 1000)):d}")
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as error:
                 if not database.is_busy(error):
                     job.fail(error)
-                    self._finish(self._group)
+                    self._settle(self._group)
                     return False
+            left = job.deadline - time.monotonic()
+            if left <= 0:
+                job.fail(database.DatabaseBusy())
+                self._settle(self._group)
+                return False
+            self._sleep(min(left, BUSY_WAITS_S[min(tries, len(BUSY_WAITS_S) - 1)]))
+            tries += 1
         group = self._group
         while len(group) < MAX_GROUP:
             try:
@@ -386,16 +470,26 @@ class DatabaseThreads:
             if later is _STOP:
                 self._stopping = True
                 break
-            group.append(later)
+            if later is not _CHECKPOINT:
+                group.append(later)
         return True
 
+    def _settle(self, jobs: list[Job]) -> None:
+        """Finish writes the writer thread had in hand: their callers hear the outcome."""
+        finished = self._finish(jobs)
+        with self._count_lock:
+            self._queued -= finished
+
     @staticmethod
-    def _finish(jobs: list[Job]) -> None:
+    def _finish(jobs: list[Job]) -> int:
+        count = 0
         for job in jobs:
             if job.finished:
                 continue
             job.finished = True
+            count += 1
             if job.waiter is not None:
                 job.waiter.done()
             elif job.error is not None:
                 log.warning("A queued write (%s) was not stored: %s", job.fn.__name__, job.error)
+        return count

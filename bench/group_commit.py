@@ -5,8 +5,11 @@ Each sender is a greenlet in one monkey-patched process making the calls
 ``events.message_sent`` makes (the membership check and the insert), on a SQLite file of
 its own. Run one checkout at a time, each in a fresh process:
 
-    python -m bench.group_commit --senders 1 --messages 3000 [--app-dir DIR]
+    python -m bench.group_commit --senders 1 --messages 2000 --gap-ms 1 [--app-dir DIR]
     python -m bench.group_commit --senders 20 --messages 200 [--app-dir DIR]
+
+``--gap-ms`` makes each sender wait between its messages, as people do: a write that comes
+alone, not in a burst.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from typing import Any
 BODY = "hello world " * 8
 
 
-def measure(app_dir: Path, senders: int, messages: int) -> dict[str, Any]:
-    """Send ``messages`` from each of ``senders`` greenlets; CPU and wall time per message."""
+def measure(app_dir: Path, senders: int, messages: int, gap_s: float = 0.0) -> dict[str, Any]:
+    """Send ``messages`` from each of ``senders`` greenlets, ``gap_s`` apart; CPU and wall
+    time per message."""
     import eventlet
 
     eventlet.monkey_patch()
@@ -56,6 +60,8 @@ def measure(app_dir: Path, senders: int, messages: int) -> dict[str, Any]:
                 else:
                     db_commands.get_membership(chat_id, user_id)
                     db_commands.insert_message(chat_id, user_id, BODY, uuid.uuid4().hex)
+                if gap_s:
+                    eventlet.sleep(gap_s)
 
     pool = eventlet.GreenPool(senders)
     cpu, wall = time.process_time(), time.monotonic()
@@ -68,6 +74,7 @@ def measure(app_dir: Path, senders: int, messages: int) -> dict[str, Any]:
     app.extensions["database"].close()
     return {
         "senders": senders,
+        "gap_ms": gap_s * 1000,
         "messages": total,
         "cpu_us_per_message": round(cpu / total * 1e6, 1),
         "wall_us_per_message": round(wall / total * 1e6, 1),
@@ -80,9 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--messages", type=int, default=200, help="per sender")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="between a sender's messages")
     parser.add_argument("--app-dir", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args()
-    print(json.dumps(measure(args.app_dir.resolve(), args.senders, args.messages)))
+    print(
+        json.dumps(measure(args.app_dir.resolve(), args.senders, args.messages, args.gap_ms / 1000))
+    )
 
 
 if __name__ == "__main__":
