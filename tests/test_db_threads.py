@@ -191,3 +191,19 @@ def test_the_busy_error_is_an_operational_error_with_a_sentence():
     assert isinstance(error, sqlite3.OperationalError)
     assert str(error) == "The database is busy; try again in a moment."
     assert database.is_busy(error)
+
+
+def test_the_writer_thread_checkpoints_the_wal(make_sqlite_app):
+    """The writing connection never checkpoints by itself (that would sync files where the
+    loop may be running): the writer thread moves the WAL into the database file instead."""
+    app = make_sqlite_app(SEND_RATE_LIMIT="1000 per second")
+    alice = person(app, "alice")
+    main_file = Path(app.extensions["database"].path)
+    size_before = main_file.stat().st_size
+    for n in range(300):
+        alice.send(GENERAL, f"message {n} " + "x" * 200)
+    wait_for(
+        lambda: main_file.stat().st_size > size_before,
+        "the messages never left the WAL for the database file",
+    )
+    assert len(query(app, "SELECT id FROM messages")) == 300
