@@ -8,8 +8,8 @@ transactions, and applies the versioned schema (``query.sql`` for SQLite,
 What differs between the two lives in two pairs of small classes: ``SQLiteConnection`` /
 ``PostgresConnection`` (placeholders, transactions) and ``SQLiteDatabase`` /
 ``PostgresDatabase`` (opening, pooling, the schema's bookkeeping, and where a unit of work
-runs: SQLite's in db_threads' database threads, PostgreSQL's in the caller's greenlet, its
-driver being cooperative).
+runs: SQLite's as db_threads decides, never where it could hold the event loop;
+PostgreSQL's in the caller's greenlet, its driver being cooperative).
 """
 
 from __future__ import annotations
@@ -324,8 +324,9 @@ class Database:
 
 
 class SQLiteDatabase(Database):
-    """A SQLite file. Units of work run in db_threads (one writer thread that commits the
-    writes waiting together, a few reader threads), never on the caller's thread."""
+    """A SQLite file. Units of work go through db_threads: one writer thread that commits
+    the writes waiting together (a write that comes alone runs on the caller's thread if
+    the lock is free at once), a few reader threads."""
 
     dialect = "sqlite"
 
@@ -362,7 +363,7 @@ class SQLiteDatabase(Database):
         return self._threads
 
     def run(self, kind: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
-        """Hand the call to a database thread and wait for it without blocking the loop."""
+        """Run the call through db_threads, waiting for it without blocking the loop."""
         return (self._threads or self.threads).run(kind, fn, args, kwargs)
 
     def connect(self) -> Connection:

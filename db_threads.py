@@ -261,8 +261,9 @@ class DatabaseThreads:
     # -- the caller's side -----------------------------------------------------------
 
     def run(self, kind: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
-        """Run ``fn(*args, **kwargs)`` in a database thread; wait for it unless ``kind`` is
-        ``write_soon``. Inside a unit of work, run it right here on the same connection."""
+        """Run ``fn(*args, **kwargs)`` in a database thread and wait for it (not for a
+        ``write_soon``); a write that comes alone and finds the lock free runs right here.
+        Inside a unit of work, run it right here on the same connection."""
         if database.current_connection() is not None:
             return fn(*args, **kwargs)
         if kind == "read":
