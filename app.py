@@ -615,6 +615,11 @@ def _register_errors(app: Flask) -> None:
         # The body stopped coming (HTTP_TIMEOUT_SECONDS without a byte) or was cut short.
         return _apology(408, "The request stopped arriving before its end. Please try again.")
 
+    @app.errorhandler(db_commands.DatabaseBusy)
+    def database_busy(error: db_commands.DatabaseBusy) -> Any:
+        response, code = _apology(503, str(error))
+        return response, code, {"Retry-After": "1"}
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         return _apology(error.code or 500, error.description or error.name)

@@ -1,20 +1,29 @@
-"""The connection layer under db_commands: one small interface over SQLite and PostgreSQL.
+"""The connection layer under db_commands: one interface over SQLite and PostgreSQL.
 
 Queries are written once, with ``?`` placeholders, in SQL both databases understand; this
 module turns the placeholders into the driver's, hands rows back as dicts, runs write
 transactions, and applies the versioned schema (``query.sql`` for SQLite,
 ``query_postgresql.sql`` for PostgreSQL, kept side by side with the same version numbers).
+
+What differs between the two lives in two pairs of small classes: ``SQLiteConnection`` /
+``PostgresConnection`` (placeholders, transactions) and ``SQLiteDatabase`` /
+``PostgresDatabase`` (opening, pooling, the schema's bookkeeping, and where a unit of work
+runs: SQLite's as db_threads decides, never where it could hold the event loop;
+PostgreSQL's in the caller's greenlet, its driver being cooperative).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from helpers import ValidationError
 
 ROOT = Path(__file__).resolve().parent
 SCHEMA_FILES = {"sqlite": ROOT / "query.sql", "postgresql": ROOT / "query_postgresql.sql"}
@@ -23,14 +32,59 @@ _VERSION_MARK = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
 SCHEMA_LOCK_KEY = 7_201_001
 # How long a caller waits for one of the DB_POOL_SIZE PostgreSQL connections to come back.
 POSTGRES_WAIT_S = 10.0
+DEFAULT_WRITE_TIMEOUT_S = 5.0
+DEFAULT_READ_THREADS = 4
+BUSY_MESSAGE = "The database is busy; try again in a moment."
+
+# The connection of the unit of work running in this thread (or greenlet), if any: a
+# db_commands function called from inside another runs on its caller's connection.
+_current: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+    "database_connection", default=None
+)
 
 
 class IntegrityError(Exception):
     """A write broke a constraint (a name already taken, say), whatever the database."""
 
 
-class DatabaseBusy(RuntimeError):
-    """Every pooled PostgreSQL connection stayed in use for POSTGRES_WAIT_S: try again."""
+class DatabaseBusy(sqlite3.OperationalError, ValidationError):
+    """The database stayed busy for longer than the caller may wait: SQLite's write lock
+    taken by another process past the write timeout, or every pooled PostgreSQL connection
+    in use for ``POSTGRES_WAIT_S``.
+
+    Nothing was stored; the same request can simply be sent again. It is an
+    ``OperationalError`` (what a busy SQLite raises) and a ``ValidationError``, so a
+    Socket.IO handler answers its sentence through the ack like any other refusal, marked
+    retryable.
+    """
+
+    def __init__(self, message: str = BUSY_MESSAGE):
+        super().__init__(message)
+
+    def details(self) -> dict[str, Any]:
+        """Tell the client it may send the same request again."""
+        return {"code": "unavailable", "retryable": True}
+
+
+def current_connection() -> Connection | None:
+    """The connection of the unit of work running here, or None outside one."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def bound(conn: Connection) -> Iterator[Connection]:
+    """Run db_commands functions in this block directly on ``conn`` (benchmarks, tools)."""
+    token = _current.set(conn)
+    try:
+        yield conn
+    finally:
+        _current.reset(token)
+
+
+def call_on(conn: Connection, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
+    """Run ``fn`` with ``conn`` as its connection (and that of the functions it calls)."""
+    with bound(conn):
+        return fn(*args, **kwargs)
 
 
 def schema_versions(sql: str) -> list[tuple[int, str]]:
@@ -65,28 +119,39 @@ def dialect_of(database_url: str) -> str:
     )
 
 
+def is_busy(error: BaseException) -> bool:
+    """Whether a SQLite error means another connection holds the lock."""
+    if isinstance(error, DatabaseBusy):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
 def _has_statements(sql: str) -> bool:
     """Whether a schema section holds more than comments."""
     return any(line.strip() and not line.strip().startswith("--") for line in sql.splitlines())
 
 
+# -- connections ---------------------------------------------------------------------
+
+
 class Connection:
     """One open connection; rows come back as dicts."""
 
-    def __init__(self, raw: Any, dialect: str):
+    dialect = ""
+
+    def __init__(self, raw: Any):
         self.raw = raw
-        self.dialect = dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; return the driver's cursor (``rowcount``, ``fetch*``)."""
-        try:
-            if self.dialect == "sqlite":
-                return self.raw.execute(sql, params)
-            cursor = self.raw.cursor()
-            cursor.execute(sql.replace("?", "%s"), params)
-            return cursor
-        except (sqlite3.IntegrityError, _pg_integrity_error()) as error:
-            raise IntegrityError(str(error)) from error
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """Run a block as one write transaction (or, inside one, as a savepoint of it)."""
+        raise NotImplementedError
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         """The first row as a dict, or None."""
@@ -101,10 +166,64 @@ class Connection:
         row = self.execute(sql, params).fetchone()
         return None if row is None else row[0]
 
+
+class SQLiteConnection(Connection):
+    """A sqlite3 connection in autocommit mode: transactions are begun explicitly."""
+
+    dialect = "sqlite"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; a constraint error becomes ``IntegrityError``."""
+        try:
+            return self.raw.execute(sql, params)
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """Run a block as one write transaction (SQLite: IMMEDIATE, so writers queue)."""
-        self.raw.execute("BEGIN IMMEDIATE") if self.dialect == "sqlite" else self.execute("BEGIN")
+        """BEGIN IMMEDIATE (writers queue for the lock instead of failing halfway), or a
+        savepoint when the database thread already opened the group's transaction."""
+        if self.raw.in_transaction:
+            self.raw.execute("SAVEPOINT nested")
+            try:
+                yield self
+            except BaseException:
+                if self.raw.in_transaction:
+                    self.raw.execute("ROLLBACK TO nested")
+                    self.raw.execute("RELEASE nested")
+                raise
+            self.raw.execute("RELEASE nested")
+            return
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.raw.in_transaction:
+                self.raw.execute("ROLLBACK")
+            raise
+        self.raw.execute("COMMIT")
+
+
+class PostgresConnection(Connection):
+    """A psycopg2 connection in autocommit mode, with ``?`` turned into ``%s``."""
+
+    dialect = "postgresql"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; a constraint error becomes ``IntegrityError``."""
+        import psycopg2
+
+        cursor = self.raw.cursor()
+        try:
+            cursor.execute(sql.replace("?", "%s"), params)
+        except psycopg2.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
+        return cursor
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """BEGIN ... COMMIT, rolled back if the block raises."""
+        self.execute("BEGIN")
         try:
             yield self
         except BaseException:
@@ -121,82 +240,55 @@ def _as_dict(cursor: Any, first: bool) -> Any:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _pg_integrity_error() -> type[Exception]:
-    try:
-        import psycopg2
-    except ImportError:  # SQLite-only installs need no PostgreSQL driver
-        return sqlite3.IntegrityError
-    return psycopg2.IntegrityError
+# -- databases -----------------------------------------------------------------------
 
 
 class Database:
-    """Where the data lives, and how to get a connection to it."""
+    """Where the data lives, how to get a connection to it, and where its work runs.
 
-    def __init__(self, database_url: str, root: str, pool_size: int = 20):
+    ``Database(url, root)`` answers the class for the URL's database (``SQLiteDatabase`` or
+    ``PostgresDatabase``), so callers never choose a dialect themselves.
+    """
+
+    dialect = ""
+    path: str | None = None
+
+    def __new__(cls, database_url: str, *args: Any, **kwargs: Any) -> Database:
+        if cls is Database:
+            is_sqlite = dialect_of(database_url) == "sqlite"
+            cls = SQLiteDatabase if is_sqlite else PostgresDatabase
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        database_url: str,
+        root: str,
+        pool_size: int = 20,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT_S,
+        read_threads: int = DEFAULT_READ_THREADS,
+    ):
         self.url = database_url
-        self.dialect = dialect_of(database_url)
-        self.path = sqlite_path(database_url, root) if self.dialect == "sqlite" else None
         self.pool_size = pool_size
+        self.write_timeout = write_timeout
+        self.read_threads = read_threads
         self._lock = threading.Lock()
-        # Connections kept open between app contexts: opening one per Socket.IO event and
-        # closing it took a third of the server's time per message on SQLite (the last
-        # close of a WAL database also checkpoints it); on PostgreSQL each open is a new
-        # server process.
+        # Connections kept open between uses: opening one per Socket.IO event and closing
+        # it took a third of the server's time per message on SQLite (the last close of a
+        # WAL database also checkpoints it); on PostgreSQL each open is a server process.
         self._idle: list[Any] = []
-        # PostgreSQL: at most pool_size connections in use at once; one more caller waits
-        # (a greenlet under eventlet) for one to come back instead of failing.
-        self._slots = threading.BoundedSemaphore(pool_size)
+
+    def run(self, kind: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
+        """Run one db_commands call as a unit of work: ``kind`` is ``read``, ``write``, or
+        ``write_soon`` (queued; the caller does not wait for it)."""
+        raise NotImplementedError
 
     def connect(self) -> Connection:
-        """A connection with the settings every connection of the chat relies on."""
-        if self.dialect == "sqlite":
-            with self._lock:
-                if self._idle:
-                    return Connection(self._idle.pop(), "sqlite")
-            # One thread at a time uses a connection, but the next may be another thread.
-            raw = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            raw.execute("PRAGMA foreign_keys = ON")
-            raw.execute("PRAGMA busy_timeout = 5000")
-            # WAL + NORMAL: a committed transaction survives a crash of the process; only a
-            # power loss or an OS crash may take the last few back (docs/architecture.md).
-            raw.execute("PRAGMA synchronous = NORMAL")
-            return Connection(raw, "sqlite")
-        if not self._slots.acquire(timeout=POSTGRES_WAIT_S):
-            raise DatabaseBusy(f"all {self.pool_size} database connections stayed busy")
-        try:
-            with self._lock:
-                raw = self._idle.pop() if self._idle else None
-            if raw is None:
-                import psycopg2
-
-                raw = psycopg2.connect(self.url)
-            raw.autocommit = True
-        except BaseException:
-            self._slots.release()
-            raise
-        return Connection(raw, "postgresql")
+        """A connection for direct use on the calling thread (schema, tools, tests)."""
+        raise NotImplementedError
 
     def release(self, conn: Connection) -> None:
         """Give a connection back to the pool (closed if it is broken or the pool is full)."""
-        if self.dialect == "sqlite":
-            with self._lock:
-                if not conn.raw.in_transaction and len(self._idle) < self.pool_size:
-                    self._idle.append(conn.raw)
-                    return
-            conn.raw.close()
-            return
-        try:
-            broken = conn.raw.closed or conn.raw.get_transaction_status() != 0
-            if not broken:
-                with self._lock:
-                    if len(self._idle) < self.pool_size:
-                        self._idle.append(conn.raw)
-                        return
-            conn.raw.close()
-        finally:
-            self._slots.release()
+        raise NotImplementedError
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -211,38 +303,170 @@ class Database:
         Each missing section of the schema file runs in one transaction with its version
         bump, so an old database upgrades in place and a failed upgrade changes nothing.
         """
-        if self.path:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
-            if self.dialect == "postgresql":
-                # Workers starting together on a fresh database: one applies, the others wait.
-                conn.execute("SELECT pg_advisory_lock(?)", (SCHEMA_LOCK_KEY,))
-            current = self._schema_version(conn)
-            for version, statements in schema_versions(SCHEMA_FILES[self.dialect].read_text()):
-                if version > current:
-                    self._apply(conn, version, statements)
-                    current = version
-            return current
+            with self._schema_lock(conn):
+                current = self._schema_version(conn)
+                for version, statements in schema_versions(SCHEMA_FILES[self.dialect].read_text()):
+                    if version > current:
+                        self._apply(conn, version, statements)
+                        current = version
+                return current
         finally:
-            if self.dialect == "postgresql":
-                conn.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK_KEY,))
             self.release(conn)
 
+    def _schema_lock(self, conn: Connection) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
     def _schema_version(self, conn: Connection) -> int:
-        if self.dialect == "sqlite":
-            conn.execute("PRAGMA journal_mode = WAL")
-            return conn.scalar("PRAGMA user_version")
+        raise NotImplementedError
+
+    def _apply(self, conn: Connection, version: int, statements: str) -> None:
+        raise NotImplementedError
+
+
+class SQLiteDatabase(Database):
+    """A SQLite file. Units of work go through db_threads: one writer thread that commits
+    the writes waiting together (a write that comes alone runs on the caller's thread if
+    the lock is free at once), a few reader threads."""
+
+    dialect = "sqlite"
+
+    def __init__(self, database_url: str, root: str, *args: Any, **kwargs: Any):
+        super().__init__(database_url, root, *args, **kwargs)
+        self.path = sqlite_path(database_url, root)
+        self._threads: Any = None
+
+    def open_raw(self, read_only: bool = False) -> sqlite3.Connection:
+        """A new sqlite3 connection with the settings every connection of the chat relies on."""
+        # One thread at a time uses a connection, but the next may be another thread.
+        raw = sqlite3.connect(
+            self.path, timeout=self.write_timeout, isolation_level=None, check_same_thread=False
+        )
+        raw.execute("PRAGMA foreign_keys = ON")
+        # WAL + NORMAL: a committed transaction survives a crash of the process; only a
+        # power loss or an OS crash may take the last few back (docs/architecture.md).
+        raw.execute("PRAGMA synchronous = NORMAL")
+        if read_only:
+            # A function marked as a read that writes fails at once instead of taking the
+            # write lock on a reader thread.
+            raw.execute("PRAGMA query_only = ON")
+        return raw
+
+    @property
+    def threads(self) -> Any:
+        """The database threads (``db_threads.DatabaseThreads``), started on first use."""
+        if self._threads is None:
+            with self._lock:
+                if self._threads is None:
+                    import db_threads
+
+                    self._threads = db_threads.DatabaseThreads(self)
+        return self._threads
+
+    def run(self, kind: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
+        """Run the call through db_threads, waiting for it without blocking the loop."""
+        return (self._threads or self.threads).run(kind, fn, args, kwargs)
+
+    def connect(self) -> Connection:
+        with self._lock:
+            if self._idle:
+                return SQLiteConnection(self._idle.pop())
+        return SQLiteConnection(self.open_raw())
+
+    def release(self, conn: Connection) -> None:
+        with self._lock:
+            if not conn.raw.in_transaction and len(self._idle) < self.pool_size:
+                self._idle.append(conn.raw)
+                return
+        conn.raw.close()
+
+    def close(self) -> None:
+        """Stop the database threads (after the work queued so far) and close connections."""
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.stop()
+        super().close()
+
+    def init_schema(self) -> int:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return super().init_schema()
+
+    def _schema_version(self, conn: Connection) -> int:
+        conn.execute("PRAGMA journal_mode = WAL")
+        return conn.scalar("PRAGMA user_version")
+
+    def _apply(self, conn: Connection, version: int, statements: str) -> None:
+        # executescript commits as it goes, so the version bump rides in the same script.
+        conn.raw.executescript(
+            f"BEGIN IMMEDIATE;\n{statements}\nPRAGMA user_version = {version:d};\nCOMMIT;"
+        )
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL server. Units of work run in the caller's greenlet: under eventlet
+    psycopg2 waits on its socket through the hub, so no thread is needed."""
+
+    dialect = "postgresql"
+
+    def __init__(self, database_url: str, root: str, *args: Any, **kwargs: Any):
+        super().__init__(database_url, root, *args, **kwargs)
+        # At most pool_size connections in use at once; one more caller waits (a greenlet
+        # under eventlet) for one to come back instead of failing.
+        self._slots = threading.BoundedSemaphore(self.pool_size)
+
+    def run(self, kind: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
+        """Run the call here, on a pooled connection."""
+        if _current.get() is not None:
+            return fn(*args, **kwargs)
+        conn = self.connect()
+        try:
+            return call_on(conn, fn, args, kwargs)
+        finally:
+            self.release(conn)
+
+    def connect(self) -> Connection:
+        if not self._slots.acquire(timeout=POSTGRES_WAIT_S):
+            raise DatabaseBusy()
+        try:
+            with self._lock:
+                raw = self._idle.pop() if self._idle else None
+            if raw is None:
+                import psycopg2
+
+                raw = psycopg2.connect(self.url)
+            raw.autocommit = True
+        except BaseException:
+            self._slots.release()
+            raise
+        return PostgresConnection(raw)
+
+    def release(self, conn: Connection) -> None:
+        try:
+            broken = conn.raw.closed or conn.raw.get_transaction_status() != 0
+            if not broken:
+                with self._lock:
+                    if len(self._idle) < self.pool_size:
+                        self._idle.append(conn.raw)
+                        return
+            conn.raw.close()
+        finally:
+            self._slots.release()
+
+    @contextlib.contextmanager
+    def _schema_lock(self, conn: Connection) -> Iterator[None]:
+        # Workers starting together on a fresh database: one applies, the others wait.
+        conn.execute("SELECT pg_advisory_lock(?)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(?)", (SCHEMA_LOCK_KEY,))
+
+    def _schema_version(self, conn: Connection) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         return conn.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
 
     def _apply(self, conn: Connection, version: int, statements: str) -> None:
-        if self.dialect == "sqlite":
-            # executescript commits as it goes, so the version bump rides in the same script.
-            conn.raw.executescript(
-                f"BEGIN IMMEDIATE;\n{statements}\nPRAGMA user_version = {version:d};\nCOMMIT;"
-            )
-            return
         with conn.transaction():
             if _has_statements(statements):
                 conn.raw.cursor().execute(statements)

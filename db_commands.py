@@ -3,20 +3,29 @@
 Functions never read ``session``, ``request`` or ``g`` beyond the connection itself, so the
 same calls serve HTTP views, Socket.IO handlers, tests and benchmarks. Each statement is
 written once, in SQL that SQLite and PostgreSQL both run (database.py adapts the rest).
+
+Each public function is one unit of work, marked ``@read``, ``@write`` or ``@write_soon``:
+on SQLite it runs whole in a database thread (db_threads.py), reads on a reader thread,
+writes in the writer thread's next group commit; ``@write_soon`` queues the write and
+returns at once. A function called from inside another runs on its caller's connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app, g
 
-from database import Connection, Database, IntegrityError
+from database import Connection, Database, DatabaseBusy, IntegrityError, current_connection
 from helpers import now_ms
+from settings import DEFAULTS
 
-__all__ = ["IntegrityError"]
+__all__ = ["DatabaseBusy", "IntegrityError"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Above every id the chat can hand out: "before the newest" without a special case.
 _NO_UPPER_BOUND = 2**63 - 1
@@ -80,12 +89,35 @@ _NEWEST_ACTIVITY_FIRST = """
              c.id DESC
 """
 
+# -- units of work and the connection lifecycle ---------------------------------------
 
-# -- connection lifecycle -------------------------------------------------------------
+
+def _unit_of_work(kind: str) -> Callable[[F], F]:
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if current_connection() is not None:
+                return fn(*args, **kwargs)
+            return current_app.extensions["database"].run(kind, fn, args, kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+read = _unit_of_work("read")
+write = _unit_of_work("write")
+# A write nobody waits for (a preference such as the chat opened last): queued behind the
+# writes already waiting, so a read path never waits for the write lock.
+write_soon = _unit_of_work("write_soon")
 
 
 def get_db() -> Connection:
-    """The connection of the current app context, opened on first use."""
+    """The connection of the running unit of work; outside one (tests, tools), the current
+    app context's own connection, opened on first use."""
+    conn = current_connection()
+    if conn is not None:
+        return conn
     if "db" not in g:
         g.db = current_app.extensions["database"].connect()
     return g.db
@@ -108,7 +140,14 @@ def init_db_command() -> None:
 def init_app(app: Flask) -> Database:
     """Open the app's database (creating or upgrading its schema), close connections with
     each app context, and register ``flask init-db``."""
-    database = Database(app.config["DATABASE_URL"], app.root_path, app.config["DB_POOL_SIZE"])
+    config = app.config
+    database = Database(
+        config["DATABASE_URL"],
+        app.root_path,
+        config["DB_POOL_SIZE"],
+        write_timeout=config.get("DB_WRITE_TIMEOUT_SECONDS", DEFAULTS["DB_WRITE_TIMEOUT_SECONDS"]),
+        read_threads=config.get("DB_READ_THREADS", DEFAULTS["DB_READ_THREADS"]),
+    )
     database.init_schema()
     app.extensions["database"] = database
     app.teardown_appcontext(close_db)
@@ -119,6 +158,7 @@ def init_app(app: Flask) -> Database:
 # -- users ---------------------------------------------------------------------------
 
 
+@write
 def insert_user(username: str, password_hash: str, default_channel: str) -> int:
     """Create a user who is a member of the default channel; raise IntegrityError if the
     name is taken (in any case)."""
@@ -140,11 +180,13 @@ def insert_user(username: str, password_hash: str, default_channel: str) -> int:
     return user_id
 
 
+@read
 def get_user(user_id: int) -> dict[str, Any] | None:
     """One user's public fields and the chat they had open last, or None."""
     return get_db().one("SELECT id, username, last_chat_id FROM users WHERE id = ?", (user_id,))
 
 
+@read
 def get_user_credentials(username: str) -> dict[str, Any] | None:
     """The id and password hash of the user with this name (any case), or None."""
     return get_db().one(
@@ -153,6 +195,7 @@ def get_user_credentials(username: str) -> dict[str, Any] | None:
     )
 
 
+@read
 def list_users_matching(query: str, limit: int) -> list[dict[str, Any]]:
     """Users whose name contains ``query`` (any case), names starting with it first."""
     escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -165,6 +208,7 @@ def list_users_matching(query: str, limit: int) -> list[dict[str, Any]]:
     )
 
 
+@write_soon
 def update_last_chat(user_id: int, chat_id: int) -> None:
     """Remember the chat a user opened last, for every device they use."""
     get_db().execute("UPDATE users SET last_chat_id = ? WHERE id = ?", (chat_id, user_id))
@@ -173,6 +217,7 @@ def update_last_chat(user_id: int, chat_id: int) -> None:
 # -- chats and membership ------------------------------------------------------------
 
 
+@write
 def get_or_insert_direct_chat(user_id: int, partner_id: int) -> tuple[int, bool]:
     """The direct chat of two users (one user: notes-to-self), and whether it is new."""
     low, high = sorted((user_id, partner_id))
@@ -193,6 +238,7 @@ def get_or_insert_direct_chat(user_id: int, partner_id: int) -> tuple[int, bool]
     return chat_id, True
 
 
+@write
 def insert_channel(name: str, created_by: int) -> int:
     """Create a channel with its creator as member; raise IntegrityError if the name is
     taken (in any case)."""
@@ -208,6 +254,7 @@ def insert_channel(name: str, created_by: int) -> int:
     return chat_id
 
 
+@write
 def insert_channel_member(chat_id: int, user_id: int) -> bool:
     """Add a user to a channel with its past counted as read; False if already a member."""
     cursor = get_db().execute(
@@ -222,6 +269,7 @@ def insert_channel_member(chat_id: int, user_id: int) -> bool:
     return cursor.rowcount == 1
 
 
+@read
 def get_channel(chat_id: int) -> dict[str, Any] | None:
     """A channel's id and name, or None when no channel has this id."""
     return get_db().one(
@@ -229,6 +277,7 @@ def get_channel(chat_id: int) -> dict[str, Any] | None:
     )
 
 
+@read
 def get_membership(chat_id: int, user_id: int) -> dict[str, Any] | None:
     """The chat's kind and newest message id if the user is a member of it, else None."""
     return get_db().one(
@@ -239,6 +288,7 @@ def get_membership(chat_id: int, user_id: int) -> dict[str, Any] | None:
     )
 
 
+@read
 def get_chat_for_member(chat_id: int, user_id: int) -> dict[str, Any] | None:
     """The chat as this member sees it, or None if it does not exist or they are not in it."""
     return get_db().one(
@@ -246,6 +296,7 @@ def get_chat_for_member(chat_id: int, user_id: int) -> dict[str, Any] | None:
     )
 
 
+@read
 def list_chats_for_member(user_id: int) -> list[dict[str, Any]]:
     """Every chat of a user with its unread count and last message, newest activity first."""
     return get_db().all(
@@ -254,12 +305,14 @@ def list_chats_for_member(user_id: int) -> list[dict[str, Any]]:
     )
 
 
+@read
 def list_chat_ids_for_member(user_id: int) -> list[int]:
     """The ids of every chat a user is a member of."""
     rows = get_db().all("SELECT chat_id FROM chat_members WHERE user_id = ?", (user_id,))
     return [row["chat_id"] for row in rows]
 
 
+@read
 def list_direct_partner_ids(user_id: int) -> list[int]:
     """The people a user has a direct chat with: those whose list shows their online dot."""
     rows = get_db().all(
@@ -272,6 +325,7 @@ def list_direct_partner_ids(user_id: int) -> list[int]:
     return [row["user_id"] for row in rows]
 
 
+@read
 def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
     """Channels the user is not a member of, by name."""
     return get_db().all(
@@ -299,6 +353,7 @@ _INSERT_MESSAGE = """
 """
 
 
+@write
 def insert_message(
     chat_id: int,
     sender_id: int,
@@ -314,8 +369,8 @@ def insert_message(
     db = get_db()
     now = now_ms()
     if attachment is None:
-        # all(), not one(): SQLite commits an INSERT ... RETURNING when the statement has
-        # been stepped to its end, so the message is durable before the caller acks it.
+        # all(), not one(): the statement is stepped to its end, so the row is written
+        # before the group's COMMIT, after which the caller acks it.
         rows = db.all(_INSERT_MESSAGE, (chat_id, sender_id, body, None, now, client_id))
         row = rows[0] if rows else None
     else:
@@ -352,6 +407,23 @@ def insert_message(
     return get_message_by_client_id(sender_id, client_id), False
 
 
+@write
+def insert_message_for_member(
+    chat_id: int, sender_id: int, body: str, client_id: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, bool]:
+    """The sender's membership of the chat (as ``get_membership``) and, when they are a
+    member, ``insert_message``'s answer; ``(None, None, False)`` for a stranger.
+
+    One unit of work: a message costs one trip to the database thread, not two.
+    """
+    membership = get_membership(chat_id, sender_id)
+    if membership is None:
+        return None, None, False
+    row, created = insert_message(chat_id, sender_id, body, client_id)
+    return membership, row, created
+
+
+@read
 def get_message_by_client_id(sender_id: int, client_id: str) -> dict[str, Any] | None:
     """The message a sender already stored under ``client_id``, or None."""
     return get_db().one(
@@ -359,6 +431,7 @@ def get_message_by_client_id(sender_id: int, client_id: str) -> dict[str, Any] |
     )
 
 
+@read
 def get_attachment_for_member(attachment_id: int, user_id: int) -> dict[str, Any] | None:
     """An attachment's stored file and type, if the user is a member of its chat, else None."""
     return get_db().one(
@@ -370,11 +443,13 @@ def get_attachment_for_member(attachment_id: int, user_id: int) -> dict[str, Any
     )
 
 
+@read
 def list_stored_names() -> list[str]:
     """The stored file name of every attachment (to tell leftovers from kept files)."""
     return [row["stored_name"] for row in get_db().all("SELECT stored_name FROM attachments")]
 
 
+@read
 def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` newest messages older than ``before_id`` (all when None), oldest first."""
     rows = get_db().all(
@@ -384,6 +459,7 @@ def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> lis
     return rows[::-1]
 
 
+@read
 def list_messages_after(chat_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` oldest messages newer than ``after_id``, oldest first."""
     return get_db().all(
@@ -392,6 +468,7 @@ def list_messages_after(chat_id: int, after_id: int, limit: int) -> list[dict[st
     )
 
 
+@read
 def get_first_unread_id(chat_id: int, user_id: int, last_read_id: int) -> int | None:
     """The id of the oldest message after ``last_read_id`` sent by someone else, or None."""
     return get_db().scalar(
@@ -400,6 +477,7 @@ def get_first_unread_id(chat_id: int, user_id: int, last_read_id: int) -> int | 
     )
 
 
+@read
 def count_unread(chat_id: int, user_id: int, last_read_id: int) -> int:
     """How many messages after ``last_read_id`` were sent by someone other than the user."""
     return get_db().scalar(
@@ -408,6 +486,7 @@ def count_unread(chat_id: int, user_id: int, last_read_id: int) -> int:
     )
 
 
+@read
 def has_message_before(chat_id: int, message_id: int) -> bool:
     """Whether the chat holds a message older than ``message_id``."""
     return bool(
@@ -418,6 +497,7 @@ def has_message_before(chat_id: int, message_id: int) -> bool:
     )
 
 
+@read
 def has_message_after(chat_id: int, message_id: int) -> bool:
     """Whether the chat holds a message newer than ``message_id``."""
     return bool(
@@ -428,6 +508,7 @@ def has_message_after(chat_id: int, message_id: int) -> bool:
     )
 
 
+@write
 def update_last_read(chat_id: int, user_id: int, last_read_id: int) -> int:
     """Move a member's read pointer forward (never back, never past the chat's newest
     message); return the pointer as stored."""

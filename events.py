@@ -375,8 +375,9 @@ def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     chat_id = check_id(payload.get("chat_id"))
     body = check_message_body(payload.get("body"), current_app.config["MAX_MESSAGE_LENGTH"])
     client_id = check_client_id(payload.get("client_id"))
-    chat = access_chat(chat_id, user_id)
-    row, created = db_commands.insert_message(chat_id, user_id, body, client_id)
+    chat, row, created = db_commands.insert_message_for_member(chat_id, user_id, body, client_id)
+    if chat is None:
+        raise ValidationError(NOT_A_MEMBER)
     message = serialize_message(row)
     if created:
         deliver_message(chat, message, skip_sid=request.sid)

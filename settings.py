@@ -54,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
     # loop); the others wait their turn, which bounds the memory pictures take.
     "UPLOAD_WORKERS": 2,
     "DB_POOL_SIZE": 20,
+    # SQLite: how long a write may wait for the write lock (held by another process: a
+    # backup, a sqlite3 shell) before it fails with "The database is busy; try again in a
+    # moment."; reads never wait for it. And how many threads read, each its own connection.
+    "DB_WRITE_TIMEOUT_SECONDS": 5.0,
+    "DB_READ_THREADS": 4,
     "PRESENCE_TTL_SECONDS": 60,
     # The online count goes out at most once per this many seconds from each worker (at
     # once after a quiet spell, else at the end of it): a thousand people coming back after

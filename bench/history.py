@@ -14,6 +14,7 @@ Run: ``python -m bench.history --messages 1000000 --out history.json [--app-dir 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sqlite3
 import statistics
@@ -243,7 +244,10 @@ def run(
     app = Flask("bench_history")
     app.config.update(DATABASE_URL=f"sqlite:///{path}", DB_POOL_SIZE=4)
     db_commands.init_app(app)
-    with app.app_context():
+    # The queries themselves, on the app context's connection: without this, each call
+    # would also count a trip to a database thread (checkouts that have them).
+    bound = getattr(database, "bound", None)
+    with app.app_context(), bound(db_commands.get_db()) if bound else contextlib.nullcontext():
         pages = page_costs(db_commands, ids, messages, budget_s)
         chats = chat_list_costs(db_commands, ids["reader_id"], budget_s)
     return {
