@@ -18,8 +18,6 @@ from typing import Any
 import redis.exceptions
 from limits.errors import StorageError
 
-from database import DatabaseBusy
-
 UNAVAILABLE = "The server is briefly unavailable. Please try again in a moment."
 # SQLite's primary result codes (the low byte of an extended code) that name a passing
 # state of the file or the machine, not a mistake in the statement.
@@ -43,6 +41,10 @@ log = logging.getLogger("chat")
 
 @functools.cache
 def _transient_types() -> tuple[type[BaseException], ...]:
+    # Imported here, not at the top: database.py's errors are helpers.ValidationErrors, and
+    # helpers imports this module.
+    from database import DatabaseBusy
+
     types: list[type[BaseException]] = [
         DatabaseBusy,
         redis.exceptions.ConnectionError,
