@@ -2,8 +2,9 @@
 install steps for phones and computers (``/ca.crt``, ``/ca``), cookies sent only over
 HTTPS, and HSTS.
 
-``init_app`` is the whole wiring. The routes answer only when the chat made its own CA
-(``HTTPS=1`` without ``TLS_CERT``): they hand out its certificate, never a key.
+``init_app`` is the whole wiring. The routes exist only when the chat makes its own CA
+(``HTTPS=1`` without ``TLS_CERT``), need no login (a phone installs the CA before it logs
+in) and hand out its certificate, never a key.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ blueprint = Blueprint("https_pages", __name__)
 
 
 def init_app(app: Flask) -> None:
-    """Register the CA pages; when the chat serves HTTPS itself, Secure cookies and HSTS."""
-    app.register_blueprint(blueprint)
+    """When the chat serves HTTPS itself: Secure cookies, HSTS, and the CA pages if the CA
+    is the chat's own (a chat without one has no such pages at all)."""
+    if app.config.get("HTTPS") and not app.config.get("TLS_CERT"):
+        app.register_blueprint(blueprint)
     if local_tls.serves_tls(app.config):
         # Every cookie of the chat (the session, login_devices' cookie) follows this one.
         app.config["SESSION_COOKIE_SECURE"] = True
