@@ -100,8 +100,9 @@ class Announcer:
 
 
 def start(config: dict[str, Any], scheme: str) -> Announcer | None:
-    """Announce the chat by mDNS in a child process, unless ``MDNS`` is off; never raises."""
-    if not config["MDNS"]:
+    """Announce the chat by mDNS in a child process, unless ``MDNS`` is off or the chat
+    listens on loopback only (the LAN could not reach it); never raises."""
+    if not config["MDNS"] or listens_on_loopback_only(config.get("HOST", "0.0.0.0")):
         return None
     command = [
         sys.executable,
@@ -121,6 +122,16 @@ def start(config: dict[str, Any], scheme: str) -> Announcer | None:
         log.warning("Not announced on the LAN (mDNS): %s", error)
         return None
     return Announcer(process)
+
+
+def listens_on_loopback_only(host: str) -> bool:
+    """Whether ``host`` (the HOST setting) is a loopback address or name."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def split_list(value: str) -> list[str]:

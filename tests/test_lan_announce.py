@@ -33,6 +33,12 @@ def test_the_setting_turns_the_announcement_off():
     assert lan_announce.start({"MDNS": False, "PORT": 5000, "MDNS_INTERFACES": ""}, "http") is None
 
 
+def test_a_chat_listening_on_loopback_only_is_not_announced():
+    for host in ["127.0.0.1", "::1", "localhost"]:
+        config = {"MDNS": True, "HOST": host, "PORT": 5000, "MDNS_INTERFACES": ""}
+        assert lan_announce.start(config, "http") is None, host
+
+
 def test_a_network_that_refuses_multicast_costs_one_line_and_nothing_else(caplog):
     info = lan_announce.build_service_info("studio", 5000, "http", [LOOPBACK])
 

@@ -206,3 +206,36 @@ def test_a_plain_http_chat_sends_neither_secure_cookies_nor_hsts(tmp_path):
     response = client.get("/login")
     assert "Strict-Transport-Security" not in response.headers
     assert "Secure" not in response.headers["Set-Cookie"]
+
+
+class LoopEnded(Exception):
+    """Ends ``keep_fresh``'s endless loop after the rounds a test wants."""
+
+
+def test_a_running_chat_presents_a_new_certificate_once_its_address_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "tls"
+    local_tls.ensure_server_certificate(folder, NAMES, NOW)
+    files = local_tls.TlsFiles(folder / "server.crt", folder / "server.key", folder / "ca.crt")
+    addresses = [["192.168.1.20"], ["10.0.0.7"]]  # the first round, then after a move
+    names_of = local_tls.get_local_names
+    monkeypatch.setattr(
+        local_tls, "get_local_names", lambda: names_of(addresses.pop(0), hostname="studio")
+    )
+    loaded: list[bytes] = []
+
+    class Context:
+        def load_cert_chain(self, cert: Path, key: Path) -> None:
+            loaded.append(Path(cert).read_bytes())
+
+    rounds = iter(range(2))
+
+    def sleep(_seconds: float) -> None:
+        if next(rounds, None) is None:
+            raise LoopEnded
+
+    with pytest.raises(LoopEnded):
+        local_tls.keep_fresh(Context(), folder, files, 300, sleep)
+    # Nothing changed in the first round; the move made one certificate, loaded at once.
+    assert len(loaded) == 1
+    presented = x509.load_pem_x509_certificate(loaded[0])
+    assert local_tls.certificate_names(presented).ips == ("10.0.0.7", "127.0.0.1", "::1")
