@@ -686,6 +686,9 @@ def print_addresses(
             f"  (the file: {base}/ca.crt, SHA-256 fingerprint\n"
             f"  {local_tls.get_fingerprint(ca_pem)})"
         )
+        if lan:
+            print("  A phone's camera opens the install steps from this code:\n")
+            segno.make(f"{base}/ca", error="m").terminal(compact=True)
     print(flush=True)
 
 

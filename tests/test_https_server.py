@@ -152,6 +152,10 @@ def test_the_start_screen_says_where_to_get_the_ca(https_server, served_ca):
     assert re.search(rf"https://\S+:{https_server.port}/ca\b", log)
     assert "/ca.crt" in log
     assert "On this computer:  https://localhost:" in log
+    if printed_lan_address(https_server):
+        # Two QR codes: the chat's address, then the install steps.
+        assert log.count("A phone's camera opens the install steps") == 1
+        assert log.count("Point a phone's camera at this code") == 1
     # The refused handshake closed its connection and left no traceback.
     assert "Traceback" not in log
 
