@@ -189,8 +189,7 @@ def ensure_server_certificate(
     make_private(folder)
     ca_cert, ca_key = ensure_ca(folder, now)
     current = _read_certificate(folder / SERVER_CERT)
-    have_key = (folder / SERVER_KEY).is_file()
-    if have_key and current is not None and _still_good(current, ca_cert, names, now):
+    if _still_good(current, _read_key(folder / SERVER_KEY), ca_cert, names, now):
         return False
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _server_certificate(key, ca_cert, ca_key, names, now)
@@ -206,8 +205,21 @@ def ensure_ca(
     """The chat's CA, made on the first call and read from ``folder`` afterwards."""
     cert_path, key_path = folder / CA_CERT, folder / CA_KEY
     if cert_path.is_file() and key_path.is_file():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        # Never made again behind the owner's back: every device trusts this one.
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as error:
+            raise TlsSetupError(
+                f"Cannot read the chat's certificate authority in {folder}: {error}. Put back "
+                f"{CA_CERT} and {CA_KEY} from a backup, or delete the folder to make a new "
+                f"CA (every device must then install the new one)."
+            ) from None
+        if key.public_key() != cert.public_key():
+            raise TlsSetupError(
+                f"{key_path} is not the key of {cert_path}. Put back the pair from a backup, "
+                f"or delete {folder} to make a new CA (every device must then install it)."
+            )
         return cert, key  # type: ignore[return-value]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
@@ -285,11 +297,14 @@ def certificate_names(cert: x509.Certificate) -> LocalNames:
 
 
 def _still_good(
-    cert: x509.Certificate,
+    cert: x509.Certificate | None,
+    key: Any,
     ca_cert: x509.Certificate,
     names: LocalNames,
     now: datetime.datetime,
 ) -> bool:
+    if cert is None or key is None or key.public_key() != cert.public_key():
+        return False
     if cert.issuer != ca_cert.subject:
         return False
     try:
@@ -355,6 +370,13 @@ def _read_certificate(path: Path) -> x509.Certificate | None:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError):
+        return None
+
+
+def _read_key(path: Path) -> Any:
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
         return None
 
 

@@ -89,6 +89,32 @@ def test_a_server_certificate_of_another_ca_is_replaced(tmp_path):
     read_cert(folder / "server.crt").verify_directly_issued_by(read_cert(folder / "ca.crt"))
 
 
+def test_a_damaged_or_mismatched_server_key_is_replaced(tmp_path):
+    folder = tmp_path / "tls"
+    local_tls.ensure_server_certificate(folder, NAMES, NOW)
+    (folder / "server.key").write_text("not a key")
+    assert local_tls.ensure_server_certificate(folder, NAMES, NOW) is True
+    # The CA's key beside the server's certificate: not its key, so a new pair.
+    (folder / "server.key").write_bytes((folder / "ca.key").read_bytes())
+    assert local_tls.ensure_server_certificate(folder, NAMES, NOW) is True
+    files = local_tls.TlsFiles(folder / "server.crt", folder / "server.key", folder / "ca.crt")
+    local_tls.server_context(files)  # the pair loads
+
+
+def test_a_damaged_ca_stops_the_start_and_is_never_replaced_silently(tmp_path):
+    folder = tmp_path / "tls"
+    local_tls.ensure_server_certificate(folder, NAMES, NOW)
+    (folder / "ca.key").write_text("damaged")
+    with pytest.raises(local_tls.TlsSetupError, match="delete the folder to make a new CA"):
+        local_tls.ensure_server_certificate(folder, NAMES, NOW)
+    assert (folder / "ca.key").read_text() == "damaged"
+    other = tmp_path / "other"
+    local_tls.ensure_server_certificate(other, NAMES, NOW)
+    (folder / "ca.key").write_bytes((other / "ca.key").read_bytes())
+    with pytest.raises(local_tls.TlsSetupError, match="is not the key of"):
+        local_tls.ensure_server_certificate(folder, NAMES, NOW)
+
+
 def test_a_certificate_of_ones_own_is_used_and_no_ca_is_made(tmp_path):
     own = tmp_path / "own"
     local_tls.ensure_server_certificate(own, NAMES, NOW)
