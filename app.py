@@ -47,6 +47,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import attachments
 import db_commands
 import events
+import https_pages
+import lan_announce
+import local_tls
 import login_devices
 import passwords
 import private_files
@@ -147,6 +150,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_pages(app)
     _register_uploads(app)
     _register_errors(app)
+    https_pages.init_app(app)
     return app
 
 
@@ -662,16 +666,37 @@ def raise_open_files_limit(wanted: int) -> int:
     return target
 
 
-def print_addresses(host: str, port: int) -> None:
-    """Tell the person who started the chat where to open it, with a QR code for phones."""
+def print_addresses(
+    host: str,
+    port: int,
+    scheme: str = "http",
+    local_name: str | None = None,
+    ca_pem: bytes | None = None,
+) -> None:
+    """Tell the person who started the chat where to open it, with a QR code for phones,
+    the mDNS name beside it, and where to get the CA certificate when the chat made one."""
     import segno
 
-    print(f"\n  Chat is running.\n  On this computer:  http://localhost:{port}/")
+    print(f"\n  Chat is running.\n  On this computer:  {scheme}://localhost:{port}/")
     lan = lan_address() if host in {"0.0.0.0", "::"} else None
     if lan:
-        url = f"http://{lan}:{port}/"
-        print(f"  On your network:   {url}\n  Point a phone's camera at this code:\n")
+        url = f"{scheme}://{lan}:{port}/"
+        print(f"  On your network:   {url}")
+        if local_name:
+            print(f"  or by name:        {scheme}://{local_name}:{port}/")
+        print("  Point a phone's camera at this code:\n")
+        # The raw address: Android resolves .local names unreliably.
         segno.make(url, error="m").terminal(compact=True)
+    if ca_pem is not None:
+        base = f"{scheme}://{lan or 'localhost'}:{port}"
+        print(
+            f"\n  Trust its certificate once on each device: {base}/ca\n"
+            f"  (the file: {base}/ca.crt, SHA-256 fingerprint\n"
+            f"  {local_tls.get_fingerprint(ca_pem)})"
+        )
+        if lan:
+            print("  A phone's camera opens the install steps from this code:\n")
+            segno.make(f"{base}/ca", error="m").terminal(compact=True)
     print(flush=True)
 
 
@@ -710,9 +735,20 @@ def main() -> None:
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
     disable_websocket_compression()
-    print_addresses(app.config["HOST"], app.config["PORT"])
+    scheme = "https" if local_tls.serves_tls(app.config) else "http"
+    if scheme == "https":
+        listener = local_tls.wrap_listener(listener, app.config, app.root_path, socketio)
+    ca_file = local_tls.made_ca_certificate(app.config, app.root_path)
+    ca_pem = local_tls.read_certificate_pem(ca_file) if ca_file else None
+    announcer = lan_announce.start(app.config, scheme)
+    local_name = lan_announce.local_name() if announcer else None
+    print_addresses(app.config["HOST"], app.config["PORT"], scheme, local_name, ca_pem)
     socketio.start_background_task(events.presence_heartbeat, app)
-    serve(app, listener, max_connections)
+    try:
+        serve(app, listener, max_connections)
+    finally:
+        if announcer:
+            announcer.stop()
 
 
 def do_sweep_uploads(app: Flask) -> None:

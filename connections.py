@@ -9,6 +9,7 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -62,7 +63,13 @@ class HeadDeadlineProtocol(eventlet.wsgi.HttpProtocol):
     def _read_request_line(self) -> Any:
         timeout = TimeoutError("the request's head came too slowly")
         self._head_deadline = eventlet.Timeout(self.server.socket_timeout, timeout)
-        return super()._read_request_line()
+        try:
+            return super()._read_request_line()
+        except ssl.SSLError as error:
+            # Over HTTPS the handshake happens in this first read: a phone that does not
+            # trust the certificate yet, or plain HTTP sent to the TLS port, ends here.
+            log.debug("TLS handshake with %s failed: %s", self.client_address, error)
+            return ""
 
     def parse_request(self) -> bool:
         """Read the headers, still within the head's deadline, then lift it."""

@@ -95,6 +95,16 @@ DEFAULTS: dict[str, Any] = {
     # goes on; a browser that logged in to the account before is spared (login_devices.py).
     "LOGIN_ACCOUNT_RATE_LIMIT": "20 per 10 minutes; 50 per hour; 200 per day",
     "REGISTER_RATE_LIMIT": "20 per hour",
+    # HTTPS on the LAN (local_tls.py): a CA and a server certificate made into TLS_FOLDER,
+    # or TLS_CERT / TLS_KEY of your own (either one turns HTTPS on).
+    "HTTPS": False,
+    "TLS_CERT": "",
+    "TLS_KEY": "",
+    "TLS_FOLDER": "instance/tls",
+    # The chat announced as <hostname>.local by mDNS (lan_announce.py), on every interface
+    # or on the addresses of MDNS_INTERFACES.
+    "MDNS": True,
+    "MDNS_INTERFACES": "",
 }
 
 
