@@ -45,6 +45,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import attachments
+import backup
 import db_commands
 import events
 import login_devices
@@ -125,6 +126,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     private_files.make_data_private(app)
     db_commands.init_app(app)
+    backup.init_app(app)
     passwords.stand_in_hash(app.config["PASSWORD_HASH_METHOD"])
     _init_sessions(app, redis_client)
     csrf.init_app(app)
@@ -704,6 +706,7 @@ def main() -> None:
     disable_websocket_compression()
     print_addresses(app.config["HOST"], app.config["PORT"])
     socketio.start_background_task(events.presence_heartbeat, app)
+    backup.start_schedule(app, socketio.sleep, socketio.start_background_task)
     serve(app, listener, max_connections)
 
 

@@ -77,6 +77,11 @@ DEFAULTS: dict[str, Any] = {
     # goes on; a browser that logged in to the account before is spared (login_devices.py).
     "LOGIN_ACCOUNT_RATE_LIMIT": "20 per 10 minutes; 50 per hour; 200 per day",
     "REGISTER_RATE_LIMIT": "20 per hour",
+    # Scheduled backups (backup.py): a folder for the archives (empty: none), how often one
+    # is taken, and how many of the newest are kept.
+    "BACKUP_DIR": "",
+    "BACKUP_EVERY_HOURS": 24.0,
+    "BACKUP_KEEP": 7,
 }
 
 
