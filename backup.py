@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 import db_commands
 import off_loop
@@ -582,6 +583,7 @@ def backup_folder(app: Flask) -> Path:
     is_flag=True,
     help="Into BACKUP_DIR under a dated name, if one is due; keep the last BACKUP_KEEP.",
 )
+@with_appcontext
 def backup_command(file: Path | None, scheduled: bool) -> None:
     """Write a backup archive of the database and the uploads, while the chat runs."""
     app = current_app
@@ -611,6 +613,7 @@ def backup_command(file: Path | None, scheduled: bool) -> None:
 @click.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the users, messages and uploads already here.")
+@with_appcontext
 def restore_command(file: Path, force: bool) -> None:
     """Put a backup archive back into this installation (stop the chat first)."""
     app = current_app
