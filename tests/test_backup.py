@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -485,3 +486,46 @@ def test_a_backup_under_load_restores_every_acknowledged_message_and_upload(
         assert new["ok"], new
         assert new["message"]["id"] > max(m["id"] for m in history["messages"])
         alice.disconnect()
+
+
+@pytest.mark.slow
+def test_a_running_chat_takes_backups_on_its_schedule_and_keeps_the_last_ones(tmp_path):
+    """``python app.py`` with a backup every 1.8 s, the last 2 kept: archives appear, the
+    older ones go, each is whole; the chat answers its users meanwhile."""
+    folder = tmp_path / "backups"
+    server = start_server(
+        tmp_path / "chat",
+        BACKUP_DIR=str(folder),
+        BACKUP_EVERY_HOURS="0.0005",
+        BACKUP_KEEP="2",
+        SEND_RATE_LIMIT="1000 per second",
+    )
+    try:
+        alice = RealClient(server, "alice").register()
+        alice.connect()
+        upload_over_http(server, alice, "pic.png", PNG)
+        seen: set[str] = set()
+
+        def kept_the_last_two_of_four() -> bool:
+            names = [p.name for p in backup.list_scheduled(folder)]
+            seen.update(names)
+            return len(seen) >= 4 and names == sorted(seen)[-2:]
+
+        sent, deadline = 0, time.monotonic() + 120  # bounds a failure only
+        while not kept_the_last_two_of_four():
+            ack = alice.call(
+                "message_sent", {"chat_id": GENERAL, "body": f"m{sent}", "client_id": f"m{sent}"}
+            )
+            assert ack["ok"], ack
+            sent += 1
+            assert time.monotonic() < deadline, f"never kept the last two of four: {sorted(seen)}"
+            time.sleep(0.02)
+        alice.disconnect()
+        assert "Scheduled backup failed" not in server.log_tail(200)
+    finally:
+        server.stop()
+    for archive in backup.list_scheduled(folder):
+        assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+        with tempfile.TemporaryDirectory() as staging:
+            manifest = backup.unpack_archive(archive, Path(staging))
+        assert len(manifest["files"]) == 3  # the database, the picture, its thumbnail
