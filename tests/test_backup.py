@@ -211,6 +211,49 @@ def test_a_damaged_archive_is_refused_and_changes_nothing(
     assert not [p for p in leftovers if p.name.startswith(".restore")]
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        tarfile.TarInfo("uploads/../../escaped.txt"),
+        tarfile.TarInfo("/tmp/absolute.txt"),
+        tarfile.TarInfo("secret_key"),
+    ],
+    ids=["parent-path", "absolute-path", "unexpected-file"],
+)
+def test_an_archive_with_a_crafted_entry_is_refused(
+    used_app, make_installation, other_url, tmp_path, entry
+):
+    archive = tmp_path / "chat.tar.gz"
+    assert run_cli(used_app, "backup", str(archive)).exit_code == 0
+    crafted = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(crafted, "w:gz") as target:
+        entry.size = 4
+        target.addfile(entry, io.BytesIO(b"evil"))
+        for info in source:
+            target.addfile(info, source.extractfile(info))
+    target_app = make_installation(other_url, "target")
+    result = run_cli(target_app, "restore", str(crafted))
+    assert result.exit_code == 1 and "The archive holds an unexpected entry" in result.output
+    assert contents(target_app)["users"] == [] and contents(target_app)["files"] == {}
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_a_symbolic_link_in_an_archive_is_refused(used_app, make_installation, other_url, tmp_path):
+    archive = tmp_path / "chat.tar.gz"
+    assert run_cli(used_app, "backup", str(archive)).exit_code == 0
+    crafted = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(crafted, "w:gz") as target:
+        for info in source:
+            target.addfile(info, source.extractfile(info))
+        link = tarfile.TarInfo("uploads/0123abcd.txt")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        target.addfile(link)
+    target_app = make_installation(other_url, "target")
+    result = run_cli(target_app, "restore", str(crafted))
+    assert result.exit_code == 1 and "unexpected entry: 'uploads/0123abcd.txt'" in result.output
+    assert contents(target_app)["files"] == {}
+
+
 def test_a_restore_whose_database_swap_fails_leaves_the_installation_as_it_was(
     used_app, make_installation, other_url, tmp_path, monkeypatch
 ):
