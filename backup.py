@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -33,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import click
 from flask import Flask, current_app
@@ -138,9 +139,9 @@ def dump_postgresql(database: Database, copy: Path) -> str:
             "--no-privileges",
             f"--schema={schema}",
             f"--file={copy}",
-            f"--dbname={database.url}",
         ],
         "pg_dump",
+        database.url,
     )
     return schema
 
@@ -231,10 +232,10 @@ def do_restore(
         member = staging / DATABASE_MEMBERS[database.dialect]
         if database.dialect == "sqlite":
             _upgrade(f"sqlite:///{member}")
-            swap_database = lambda: _swap_sqlite(member, database)  # noqa: E731
+            swap_database = functools.partial(_swap_sqlite, member, database)
         else:
             schema = load_postgresql(database, member, manifest["schema"])
-            swap_database = lambda: _swap_postgresql(database, schema)  # noqa: E731
+            swap_database = functools.partial(_swap_postgresql, database, schema)
         try:
             _swap_uploads(staging, upload_folder, swap_database)
         except BaseException:
@@ -366,8 +367,8 @@ def load_postgresql(database: Database, dump: Path, dumped_schema: str) -> str:
             dumped = _read(database, lambda conn: db_commands.get_quoted_name(conn, dumped_schema))
             out.writelines(into_schema(source, dumped, schema))
         command = ["psql", "--no-psqlrc", "--quiet", "--single-transaction"]
-        command += ["--set=ON_ERROR_STOP=1", f"--file={script}", f"--dbname={database.url}"]
-        _run(command, "psql")
+        command += ["--set=ON_ERROR_STOP=1", f"--file={script}"]
+        _run(command, "psql", database.url)
         _upgrade(with_search_path(database.url, schema))
     except BaseException:
         _drop_schema(database, schema)
@@ -641,10 +642,25 @@ def _read(database: Database, query: Callable[[Connection], Any]) -> Any:
         database.release(conn)
 
 
-def _run(command: list[str], name: str) -> None:
-    """Run a PostgreSQL client program; BackupError with its output when it fails."""
+def _run(command: list[str], name: str, database_url: str) -> None:
+    """Run a PostgreSQL client program on ``database_url``; BackupError with its output
+    when it fails. A password travels in the environment, never in the command line, where
+    every user of the machine could read it."""
+    parts = urlsplit(database_url)
+    env = dict(os.environ)
+    if parts.password is not None:
+        env["PGPASSWORD"] = unquote(parts.password)
+        host = parts.netloc.rsplit("@", 1)[1]
+        user = quote(unquote(parts.username or ""), safe="")
+        database_url = urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [*command, f"--dbname={database_url}"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     except FileNotFoundError as error:
         raise BackupError(
             f"{name} is not installed (Debian: apt-get install postgresql-client)"
