@@ -58,6 +58,8 @@ SCHEDULED_PREFIX = "chat-backup-"
 SCHEDULED_SUFFIX = ".tar.gz"
 _STAMP = "%Y-%m-%dT%H-%M-%S.%fZ"
 LOCK_FILE = ".backup.lock"
+# Any constant (beside database.SCHEMA_LOCK_KEY): one PostgreSQL session at a time backs up.
+BACKUP_LOCK_KEY = 7_201_002
 # The schedule looks at the folder this often at most (a tenth of the interval when shorter).
 CHECK_INTERVAL_S = 60.0
 # A scheduled backup that takes longer than this is stopped (and retried at the next check).
@@ -493,18 +495,38 @@ def do_scheduled_backup(
     """Take a backup into ``folder`` when one is due and keep the newest ``keep``; return
     the new archive, or None when another process holds the folder's lock or none was due.
 
-    The lock (a file lock on ``folder/.backup.lock``) and the due check under it make one
-    worker of several take each backup, whichever comes first.
+    The locks (a file lock on ``folder/.backup.lock``; on PostgreSQL also an advisory lock,
+    for workers on several machines sharing the folder) and the due check under them make
+    one worker of several take each backup, whichever comes first.
     """
     folder.mkdir(mode=private_files.FOLDER_MODE, parents=True, exist_ok=True)
-    with _folder_lock(folder) as held:
-        if not held or not is_due(folder, every_seconds, now()):
+    with _folder_lock(folder) as held, _database_lock(database) as also_held:
+        if not (held and also_held) or not is_due(folder, every_seconds, now()):
             return None
         archive = folder / scheduled_name(now())
         do_backup(database, upload_folder, archive)
         for old in list_scheduled(folder)[: -max(keep, 1)]:
             old.unlink(missing_ok=True)
         return archive
+
+
+@contextlib.contextmanager
+def _database_lock(database: Database) -> Iterator[bool]:
+    """PostgreSQL: hold the backup's advisory lock if no other session does; yield whether
+    it is held. SQLite: nothing to hold (its workers share one machine and the file lock)."""
+    if database.dialect != "postgresql":
+        yield True
+        return
+    conn = database.connect()
+    try:
+        held = db_commands.do_try_advisory_lock(conn, BACKUP_LOCK_KEY)
+        try:
+            yield held
+        finally:
+            if held:
+                db_commands.do_advisory_unlock(conn, BACKUP_LOCK_KEY)
+    finally:
+        database.release(conn)
 
 
 @contextlib.contextmanager

@@ -545,3 +545,13 @@ def do_move_schema_contents(db: Connection, source: str, target: str) -> None:
                 )
             )
         cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(source)))
+
+
+def do_try_advisory_lock(db: Connection, key: int) -> bool:
+    """PostgreSQL: take a session's advisory lock if no other session holds it."""
+    return bool(db.scalar("SELECT pg_try_advisory_lock(?)", (key,)))
+
+
+def do_advisory_unlock(db: Connection, key: int) -> None:
+    """PostgreSQL: give back an advisory lock this session holds."""
+    db.execute("SELECT pg_advisory_unlock(?)", (key,))

@@ -356,6 +356,17 @@ def test_a_scheduled_backup_is_taken_only_when_due_and_by_one_process(app, tmp_p
     with (folder / backup.LOCK_FILE).open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         assert backup.do_scheduled_backup(db, uploads, folder, 3600, 3, now=clock) is None
+    if db.dialect == "postgresql":  # a worker on another machine holds the database's lock
+        other = database.Database(db.url, "/", pool_size=1)
+        conn = other.connect()
+        try:
+            import db_commands
+
+            assert db_commands.do_try_advisory_lock(conn, backup.BACKUP_LOCK_KEY)
+            assert backup.do_scheduled_backup(db, uploads, folder, 3600, 3, now=clock) is None
+        finally:
+            conn.raw.close()
+            other.close()
     second = backup.do_scheduled_backup(db, uploads, folder, 3600, 3, now=clock)
     assert second is not None and backup.list_scheduled(folder) == [first, second]
     for _ in range(3):
