@@ -333,6 +333,8 @@ def check_restorable(manifest: dict[str, Any], dialect: str) -> None:
             f"The archive holds a {manifest.get('database')} database; this installation "
             f"uses {dialect}. Restore it into an installation of the same kind."
         )
+    if dialect == "postgresql" and not isinstance(manifest.get("schema"), str):
+        raise BackupError("The archive's manifest does not name the schema it was dumped from")
     newest = schema_versions(SCHEMA_FILES[dialect].read_text())[-1][0]
     if not isinstance(manifest.get("schema_version"), int) or manifest["schema_version"] > newest:
         raise BackupError(
