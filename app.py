@@ -45,6 +45,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import attachments
+import backup
 import db_commands
 import events
 import https_pages
@@ -129,6 +130,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     private_files.make_data_private(app)
     db_commands.init_app(app)
+    backup.init_app(app)
     passwords.stand_in_hash(app.config["PASSWORD_HASH_METHOD"])
     _init_sessions(app, redis_client)
     csrf.init_app(app)
@@ -744,6 +746,7 @@ def main() -> None:
     local_name = lan_announce.local_name() if announcer else None
     print_addresses(app.config["HOST"], app.config["PORT"], scheme, local_name, ca_pem)
     socketio.start_background_task(events.presence_heartbeat, app)
+    backup.start_schedule(app, socketio.sleep, socketio.start_background_task)
     try:
         serve(app, listener, max_connections)
     finally:

@@ -443,10 +443,11 @@ def get_attachment_for_member(attachment_id: int, user_id: int) -> dict[str, Any
     )
 
 
-@read
-def list_stored_names() -> list[str]:
-    """The stored file name of every attachment (to tell leftovers from kept files)."""
-    return [row["stored_name"] for row in get_db().all("SELECT stored_name FROM attachments")]
+def list_stored_names(db: Connection | None = None) -> list[str]:
+    """The stored file name of every attachment (to tell leftovers from kept files), from
+    ``db`` when given (a backup's copy), else the app context's connection."""
+    rows = (db or get_db()).all("SELECT stored_name FROM attachments")
+    return [row["stored_name"] for row in rows]
 
 
 @read
@@ -524,3 +525,113 @@ def update_last_read(chat_id: int, user_id: int, last_read_id: int) -> int:
             "SELECT last_read_message_id FROM chat_members WHERE chat_id = ? AND user_id = ?",
             (chat_id, user_id),
         )
+
+
+# -- backup and restore (backup.py) -------------------------------------------------------
+
+
+def get_schema_version(db: Connection) -> int:
+    """The schema version a database stands at (0 before any)."""
+    if db.dialect == "sqlite":
+        return db.scalar("PRAGMA user_version")
+    return db.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+
+
+def count_people_and_messages(db: Connection) -> int:
+    """Users and messages together: 0 only for an installation nobody has used yet."""
+    return db.scalar("SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM messages)")
+
+
+def do_begin_snapshot(db: Connection) -> None:
+    """Open a read transaction and read once, so the connection keeps seeing this moment
+    (SQLite in WAL mode: writers go on meanwhile) until ``do_end_snapshot``."""
+    db.execute("BEGIN")
+    db.scalar("SELECT COUNT(*) FROM sqlite_master")
+
+
+def do_end_snapshot(db: Connection) -> None:
+    """Close the read transaction ``do_begin_snapshot`` opened."""
+    db.execute("COMMIT")
+
+
+def get_current_schema(db: Connection) -> str:
+    """PostgreSQL: the schema the connection's tables live in."""
+    name = db.scalar("SELECT current_schema()")
+    if name is None:
+        raise RuntimeError("the connection has no schema to hold the chat's tables")
+    return name
+
+
+def get_quoted_name(db: Connection, name: str) -> str:
+    """PostgreSQL: a name as pg_dump writes it, quoted only when it must be."""
+    return db.scalar("SELECT quote_ident(?)", (name,))
+
+
+def do_create_schema(db: Connection, name: str) -> None:
+    """PostgreSQL: a new, empty schema."""
+    from psycopg2 import sql
+
+    db.raw.cursor().execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+
+
+def do_drop_schema(db: Connection, name: str) -> None:
+    """PostgreSQL: drop a schema and everything in it, if it exists."""
+    from psycopg2 import sql
+
+    db.raw.cursor().execute(
+        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+    )
+
+
+def do_move_schema_contents(db: Connection, source: str, target: str) -> None:
+    """PostgreSQL, in one transaction: drop from ``target`` the tables and functions that
+    ``source`` has, move ``source``'s there (their indexes, constraints, identity sequences
+    and triggers go with them) and drop the emptied ``source``."""
+    from psycopg2 import sql
+
+    tables = [
+        row["name"]
+        for row in db.all(
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = ? ORDER BY tablename",
+            (source,),
+        )
+    ]
+    functions = db.all(
+        """SELECT p.proname AS name, pg_get_function_identity_arguments(p.oid) AS arguments
+           FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+           WHERE n.nspname = ? ORDER BY p.proname""",
+        (source,),
+    )
+    cursor = db.raw.cursor()
+    with db.transaction():
+        for table in tables:
+            cursor.execute(
+                sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(target, table))
+            )
+        for function in functions:
+            # The arguments come from pg_get_function_identity_arguments: type names only.
+            signature = sql.SQL("({})").format(sql.SQL(function["arguments"]))
+            name = sql.Identifier(target, function["name"])
+            cursor.execute(sql.SQL("DROP FUNCTION IF EXISTS {}{} CASCADE").format(name, signature))
+            cursor.execute(
+                sql.SQL("ALTER FUNCTION {}{} SET SCHEMA {}").format(
+                    sql.Identifier(source, function["name"]), signature, sql.Identifier(target)
+                )
+            )
+        for table in tables:
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                    sql.Identifier(source, table), sql.Identifier(target)
+                )
+            )
+        cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(source)))
+
+
+def do_try_advisory_lock(db: Connection, key: int) -> bool:
+    """PostgreSQL: take a session's advisory lock if no other session holds it."""
+    return bool(db.scalar("SELECT pg_try_advisory_lock(?)", (key,)))
+
+
+def do_advisory_unlock(db: Connection, key: int) -> None:
+    """PostgreSQL: give back an advisory lock this session holds."""
+    db.execute("SELECT pg_advisory_unlock(?)", (key,))

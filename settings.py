@@ -105,6 +105,11 @@ DEFAULTS: dict[str, Any] = {
     # or on the addresses of MDNS_INTERFACES.
     "MDNS": True,
     "MDNS_INTERFACES": "",
+    # Scheduled backups (backup.py): a folder for the archives (empty: none), how often one
+    # is taken, and how many of the newest are kept.
+    "BACKUP_DIR": "",
+    "BACKUP_EVERY_HOURS": 24.0,
+    "BACKUP_KEEP": 7,
 }
 
 
