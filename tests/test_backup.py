@@ -364,6 +364,9 @@ def test_a_scheduled_backup_is_taken_only_when_due_and_by_one_process(app, tmp_p
 
             assert db_commands.do_try_advisory_lock(conn, backup.BACKUP_LOCK_KEY)
             assert backup.do_scheduled_backup(db, uploads, folder, 3600, 3, now=clock) is None
+            # Given back before closing: a closed session's locks go only once the server has
+            # ended its backend, which may come after the next attempt.
+            db_commands.do_advisory_unlock(conn, backup.BACKUP_LOCK_KEY)
         finally:
             conn.raw.close()
             other.close()
