@@ -44,6 +44,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import app_shell
 import attachments
 import db_commands
 import events
@@ -146,6 +147,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_pages(app)
     _register_uploads(app)
     _register_errors(app)
+    app_shell.init_app(app)
     return app
 
 
