@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, Worker, expect
 
+from tests.browser.test_accessibility import assert_no_serious_violations
 from tests.browser.test_look_and_feel import HIDE_TAB
 from tests.browser.ui import (
     CHATS_URL,
     PASSWORD,
+    create_channel,
     log_out,
+    open_chat,
     register,
     send_message,
     start_direct_chat,
@@ -144,3 +148,38 @@ def test_a_direct_message_to_a_hidden_page_notifies_through_the_service_worker(p
     expect(dan.locator("#chat-title")).to_have_text("eve")
     expect(dan).to_have_url(re.compile(rf"/chats\?chat={chat_id}$"))
     assert dan.evaluate(NOTIFICATIONS) == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_notification_settings_and_the_offline_page_pass_axe(page_for, scheme):
+    """With notifications allowed, the sound setting and a channel's "Notify every message"
+    show, work from the keyboard, keep their state across a reload, and axe-core finds
+    nothing serious on them, nor on the offline page."""
+    fay = page_for(f"fay-{scheme}", permissions=["notifications"], color_scheme=scheme)
+    register(fay, f"fay-{scheme}")
+    create_channel(fay, f"Choir {scheme}")
+    every_message = fay.get_by_role("button", name="Notify every message")
+    sound = fay.get_by_label("Play a sound with notifications")
+    expect(every_message).to_have_attribute("aria-pressed", "false")
+    every_message.focus()
+    fay.keyboard.press("Enter")
+    expect(every_message).to_have_attribute("aria-pressed", "true")
+    sound.focus()
+    fay.keyboard.press("Space")
+    expect(sound).not_to_be_checked()
+    assert_no_serious_violations(fay, f"the chats page with notification settings ({scheme})")
+
+    fay.reload()
+    wait_until_chat_is_open(fay)
+    expect(fay.get_by_role("button", name="Notify every message")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(fay.get_by_label("Play a sound with notifications")).not_to_be_checked()
+    open_chat(fay, "General Talk")
+    expect(fay.get_by_role("button", name="Notify every message")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+    fay.goto("/offline")
+    expect(fay.get_by_role("heading", name="You are offline")).to_be_visible()
+    assert_no_serious_violations(fay, f"the offline page ({scheme})")
