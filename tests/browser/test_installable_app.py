@@ -14,7 +14,9 @@ from tests.browser.test_look_and_feel import HIDE_TAB
 from tests.browser.ui import (
     CHATS_URL,
     PASSWORD,
+    chat_in_list,
     create_channel,
+    join_channel,
     log_out,
     open_chat,
     register,
@@ -69,7 +71,8 @@ def test_the_cache_keeps_nothing_of_a_user_who_logged_out(page_for, live_server)
     """Alice chats on a shared computer and logs out; bob logs in on it and loses the
     network. The caches hold the shell only (the offline page and static files, nothing
     else): no page, message, search or name of alice's; a page opened offline is the chat's
-    offline page, not the browser's error."""
+    offline page, not the browser's error, which opens the page by itself once the network
+    is back."""
     shared = page_for("shared")
     register(shared, "bob")
     log_out(shared)
@@ -105,8 +108,10 @@ def test_the_cache_keeps_nothing_of_a_user_who_logged_out(page_for, live_server)
     expect(shared.get_by_role("heading", name="You are offline")).to_be_visible()
     expect(shared.locator("#status")).to_contain_text("Offline")
     expect(shared.get_by_text("flowerpot")).to_have_count(0)
-    shared.context.set_offline(False)
-    shared.get_by_role("button", name="Try again").click()
+    with shared.expect_navigation():
+        shared.get_by_role("button", name="Try again").click()
+    expect(shared.get_by_role("heading", name="You are offline")).to_be_visible()
+    shared.context.set_offline(False)  # the page reloads by itself
     wait_until_chat_is_open(shared)
     expect(shared.locator(".nav-user .username")).to_have_text("bob")
 
@@ -114,28 +119,43 @@ def test_the_cache_keeps_nothing_of_a_user_who_logged_out(page_for, live_server)
 NOTIFICATIONS = """async () => {
     const registration = await navigator.serviceWorker.ready;
     return (await registration.getNotifications()).map(
-        n => ({title: n.title, body: n.body, tag: n.tag, chatId: n.data && n.data.chatId}));
+        n => ({title: n.title, body: n.body, tag: n.tag, chatId: n.data && n.data.chatId,
+               silent: n.silent}));
 }"""
 
 
 def test_a_direct_message_to_a_hidden_page_notifies_through_the_service_worker(page_for):
-    """Dan allowed notifications and looks at another tab. Eve's direct message shows as a
-    notification of the service worker (the kind a phone shows); clicking it opens the chat
-    with eve in dan's page, and the notification goes."""
+    """Dan allowed notifications and looks at another tab. A message in a channel he did
+    not choose notifies nothing; eve's direct message shows as a notification of the
+    service worker (the kind a phone shows), with sound; clicking it opens the chat with eve
+    in dan's page, and the notification goes."""
     dan = page_for("dan", permissions=["notifications"])
     eve = page_for("eve")
     register(dan, "dan")
     register(eve, "eve")
-    wait_until_chat_is_open(dan)
+    create_channel(eve, "Lunch club")
+    dan.reload()
+    join_channel(dan, "Lunch club")
+    open_chat(dan, "General Talk")
     worker = service_worker(dan)
     expect(dan.get_by_label("Play a sound with notifications")).to_be_checked()
     dan.evaluate(HIDE_TAB, True)
 
+    send_message(eve, "Who is in today?")
+    expect(chat_in_list(dan, "Lunch club").locator(".chat-preview")).to_have_text(
+        "eve: Who is in today?"
+    )
     chat_id = start_direct_chat(eve, "dan")
     send_message(eve, "Lunch at noon?")
     dan.wait_for_function(f"({NOTIFICATIONS})().then(found => found.length > 0)")
     assert dan.evaluate(NOTIFICATIONS) == [
-        {"title": "eve", "body": "Lunch at noon?", "tag": f"chat-{chat_id}", "chatId": chat_id}
+        {
+            "title": "eve",
+            "body": "Lunch at noon?",
+            "tag": f"chat-{chat_id}",
+            "chatId": chat_id,
+            "silent": False,
+        }
     ]
 
     dan.evaluate(HIDE_TAB, False)
