@@ -89,6 +89,7 @@ def get_manifest() -> dict[str, Any]:
 
 @bp.get("/manifest.webmanifest")
 def manifest() -> Response:
+    """The manifest, under the media type browsers expect of it."""
     response = Response(json.dumps(get_manifest(), indent=1), mimetype="application/manifest+json")
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -7,16 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, Worker, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.test_accessibility import assert_no_serious_violations
-from tests.browser.test_look_and_feel import HIDE_TAB
 from tests.browser.ui import (
     CHATS_URL,
     PASSWORD,
-    chat_in_list,
     create_channel,
-    join_channel,
     log_out,
     open_chat,
     register,
@@ -56,15 +53,6 @@ def log_in(page: Page, name: str) -> None:
     with page.expect_navigation():
         page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(CHATS_URL)
-
-
-def service_worker(page: Page) -> Worker:
-    """The service worker of the page's browser, once it runs."""
-    page.evaluate(WAIT_FOR_WORKER)
-    workers = page.context.service_workers
-    if not workers:
-        return page.context.wait_for_event("serviceworker")
-    return workers[0]
 
 
 def test_the_cache_keeps_nothing_of_a_user_who_logged_out(page_for, live_server):
@@ -114,60 +102,6 @@ def test_the_cache_keeps_nothing_of_a_user_who_logged_out(page_for, live_server)
     shared.context.set_offline(False)  # the page reloads by itself
     wait_until_chat_is_open(shared)
     expect(shared.locator(".nav-user .username")).to_have_text("bob")
-
-
-NOTIFICATIONS = """async () => {
-    const registration = await navigator.serviceWorker.ready;
-    return (await registration.getNotifications()).map(
-        n => ({title: n.title, body: n.body, tag: n.tag, chatId: n.data && n.data.chatId,
-               silent: n.silent}));
-}"""
-
-
-def test_a_direct_message_to_a_hidden_page_notifies_through_the_service_worker(page_for):
-    """Dan allowed notifications and looks at another tab. A message in a channel he did
-    not choose notifies nothing; eve's direct message shows as a notification of the
-    service worker (the kind a phone shows), with sound; clicking it opens the chat with eve
-    in dan's page, and the notification goes."""
-    dan = page_for("dan", permissions=["notifications"])
-    eve = page_for("eve")
-    register(dan, "dan")
-    register(eve, "eve")
-    create_channel(eve, "Lunch club")
-    dan.reload()
-    join_channel(dan, "Lunch club")
-    open_chat(dan, "General Talk")
-    worker = service_worker(dan)
-    expect(dan.get_by_label("Play a sound with notifications")).to_be_checked()
-    dan.evaluate(HIDE_TAB, True)
-
-    send_message(eve, "Who is in today?")
-    expect(chat_in_list(dan, "Lunch club").locator(".chat-preview")).to_have_text(
-        "eve: Who is in today?"
-    )
-    chat_id = start_direct_chat(eve, "dan")
-    send_message(eve, "Lunch at noon?")
-    dan.wait_for_function(f"({NOTIFICATIONS})().then(found => found.length > 0)")
-    assert dan.evaluate(NOTIFICATIONS) == [
-        {
-            "title": "eve",
-            "body": "Lunch at noon?",
-            "tag": f"chat-{chat_id}",
-            "chatId": chat_id,
-            "silent": False,
-        }
-    ]
-
-    dan.evaluate(HIDE_TAB, False)
-    worker.evaluate(
-        """async () => {
-            const [notification] = await self.registration.getNotifications();
-            await openChatFromNotification(notification);
-        }"""
-    )
-    expect(dan.locator("#chat-title")).to_have_text("eve")
-    expect(dan).to_have_url(re.compile(rf"/chats\?chat={chat_id}$"))
-    assert dan.evaluate(NOTIFICATIONS) == []
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
