@@ -55,7 +55,7 @@ async function fromNetworkOrOffline(request) {
   try {
     return await fetch(request);
   } catch {
-    const offline = await caches.match(SHELL.offline_url, { cacheName: CACHE_NAME });
+    const offline = await caches.match(SHELL.offline_url);
     return offline || Response.error();
   }
 }
