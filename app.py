@@ -44,6 +44,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import app_shell
 import attachments
 import backup
 import db_commands
@@ -153,6 +154,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_uploads(app)
     _register_errors(app)
     https_pages.init_app(app)
+    app_shell.init_app(app)
     return app
 
 

@@ -2,6 +2,7 @@
 // open conversation, the composer, file uploads, notifications, the phone's panels and the
 // connection status together.
 
+import { onOpenChat } from './js/app_shell.js';
 import { ImageViewer } from './js/attachments.js';
 import { ChatList } from './js/chatlist.js';
 import { Composer } from './js/composer.js';
@@ -106,6 +107,8 @@ const notifier = new Notifier({
   me,
   onOpen: (chatId) => openChat(chatId, { byUser: true }),
 });
+// A notification shown by the service worker was clicked.
+onOpenChat((chatId) => openChat(chatId, { byUser: true }));
 
 const panels = new Panels({
   root,
@@ -151,6 +154,7 @@ function afterOpen(chatId, res) {
   if (Number.isInteger(res.unread_count)) chatList.setUnread(chatId, res.unread_count);
   enableComposer(true);
   panels.noteOpenChat(chatId);
+  notifier.setOpenChat(chatList.get(chatId));
 }
 
 function focusAfterOpen() {

@@ -66,6 +66,9 @@ def test_every_chat_event_refuses_a_stranger_and_changes_nothing(app, alice, bob
 ROUTES = {
     # rule: (method, example url, needs a login, member-only)
     "/static/<path:filename>": ("GET", "/static/style.css", False, False),
+    "/manifest.webmanifest": ("GET", "/manifest.webmanifest", False, False),
+    "/sw.js": ("GET", "/sw.js", False, False),
+    "/offline": ("GET", "/offline", False, False),
     "/register": ("GET", "/register", False, False),
     "/login": ("GET", "/login", False, False),
     "/logout": ("POST", "/logout", False, False),

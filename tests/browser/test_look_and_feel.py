@@ -191,11 +191,13 @@ def test_permission_is_asked_only_when_the_user_presses_the_button(page_for):
 
 
 def test_a_hidden_tab_notifies_of_messages_in_other_chats_only(page_for):
-    """Zoe allowed notifications and has her chat with ann open. While her tab is hidden,
-    a message from ann in another chat shows a notification; one in the open chat does not,
+    """Zoe allowed notifications (in a browser without a service worker: the page's own
+    notification), chose to hear of every message of the channel Garden, and has her chat
+    with ann open. While her tab is hidden, a message from ann in another chat shows a
+    notification; one in the open chat does not,
     nor does zoe's own message from her other tab, nor anything while the tab is visible.
     Clicking the notification opens its chat."""
-    zoe = page_for("zoe", permissions=["notifications"])
+    zoe = page_for("zoe", permissions=["notifications"], service_workers="block")
     ann = page_for("ann")
     zoe.add_init_script(NOTIFICATION_SPY)
     register(zoe, "zoe")
@@ -204,6 +206,9 @@ def test_a_hidden_tab_notifies_of_messages_in_other_chats_only(page_for):
     create_channel(ann, "Garden")
     zoe.reload()
     join_channel(zoe, "Garden")
+    every_message = zoe.get_by_role("button", name="Notify every message")
+    every_message.click()
+    expect(every_message).to_have_attribute("aria-pressed", "true")
     start_direct_chat(ann, "zoe")
     send_message(ann, "Hi zoe")
     open_chat(zoe, "ann")
@@ -234,7 +239,7 @@ def test_a_hidden_tab_notifies_of_messages_in_other_chats_only(page_for):
 
 def test_clicking_a_notification_opens_its_chat(page_for):
     """The notification's click brings the tab forward with that chat open."""
-    bea = page_for("bea", permissions=["notifications"])
+    bea = page_for("bea", permissions=["notifications"], service_workers="block")
     cyd = page_for("cyd")
     bea.add_init_script(
         NOTIFICATION_SPY.replace(
