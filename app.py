@@ -48,6 +48,7 @@ import attachments
 import db_commands
 import events
 import login_devices
+import messaging
 import passwords
 import private_files
 import socket_budget
@@ -57,8 +58,6 @@ from helpers import (
     MAX_USERNAME_LENGTH,
     IdConverter,
     ValidationError,
-    check_caption,
-    check_client_id,
     check_id,
     check_password,
     check_username,
@@ -416,18 +415,20 @@ def _register_uploads(app: Flask) -> None:
         if app.config["WTF_CSRF_ENABLED"]:
             csrf.protect()
         user_id = g.user["id"]
+        form = request.form
         try:
-            chat_id = check_id(_int_or_none(request.form.get("chat_id")))
-            client_id = check_client_id(request.form.get("client_id"))
-            caption = check_caption(
-                request.form.get("caption", ""), app.config["MAX_MESSAGE_LENGTH"]
+            draft = messaging.check_message(
+                user_id,
+                parse_id(form.get("chat_id")),
+                form.get("caption", ""),
+                form.get("client_id"),
+                caption=True,
             )
+        except messaging.NotAMember as error:
+            return _json_error(404, str(error))
         except ValidationError as error:
             return _json_error(400, str(error))
-        chat = db_commands.get_membership(chat_id, user_id)
-        if chat is None:
-            return _json_error(404, events.NOT_A_MEMBER)
-        stored = db_commands.get_message_by_client_id(user_id, client_id)
+        stored = db_commands.get_message_by_client_id(user_id, draft.client_id)
         if stored is not None:  # a retry of an upload that already made its message
             return jsonify({"ok": True, "message": serialize_message(stored)}), 200
         file = request.files.get("file")
@@ -454,30 +455,15 @@ def _register_uploads(app: Flask) -> None:
             folder / kept.stored_name, folder / attachments.thumbnail_name(kept.stored_name)
         )
         try:
-            row, created = db_commands.insert_message(
-                chat_id,
-                user_id,
-                caption,
-                client_id,
-                attachment={
-                    "original_name": attachments.clean_name(file.filename),
-                    "stored_name": kept.stored_name,
-                    "mime_type": kept.mime_type,
-                    "size_bytes": kept.size,
-                    "width": kept.width,
-                    "height": kept.height,
-                },
-            )
+            message, created = messaging.do_send_message(draft, kept.row(file.filename))
         except BaseException:
             # No row names the files: they go, and a retry (the browser sends the file again
             # after a 503 for a locked database) stores them afresh.
             attachments.delete_stored(folder, kept.stored_name)
             raise
-        message = serialize_message(row)
         if not created:
             attachments.delete_stored(folder, kept.stored_name)
             return jsonify({"ok": True, "message": message}), 200
-        events.deliver_message(chat, message)
         return jsonify({"ok": True, "message": message}), 201
 
     @app.get("/uploads/<id:attachment_id>")

@@ -22,15 +22,14 @@ from limits import parse as parse_limit
 from werkzeug.http import parse_cookie
 
 import db_commands
+import messaging
 from helpers import (
     TooFast,
     ValidationError,
     authenticated_only,
     chat_room,
     check_channel_name,
-    check_client_id,
     check_id,
-    check_message_body,
     check_optional_id,
     serialize_chat,
     serialize_message,
@@ -39,13 +38,13 @@ from helpers import (
     viewed_chat_id,
 )
 from login_sessions import is_store_id
+from messaging import NOT_A_MEMBER, access_chat
 from settings import DEFAULTS
 
 # Every client -> server event, by name; register() binds them all.
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
 # The setting holding each event's per-user budget: every event has one.
 BUDGETS: dict[str, str] = {}
-NOT_A_MEMBER = "This chat does not exist or you are not in it."
 TOO_FAST = "You are sending too fast. Please wait a moment."
 
 
@@ -252,15 +251,6 @@ def close_sockets_of_ended_sessions(app: Flask) -> None:
             socketio.server.disconnect(sid)
 
 
-def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
-    """The membership of ``user_id`` in ``chat_id``; strangers get the same error as for
-    a chat that does not exist."""
-    membership = db_commands.get_membership(chat_id, user_id)
-    if membership is None:
-        raise ValidationError(NOT_A_MEMBER)
-    return membership
-
-
 def _page(
     rows: list[dict[str, Any]], keep_newest: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -372,47 +362,11 @@ def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, An
 @event("message_sent", "SEND_RATE_LIMIT")
 def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Store a message (once per client_id), then deliver it to the chat's rooms."""
-    chat_id = check_id(payload.get("chat_id"))
-    body = check_message_body(payload.get("body"), current_app.config["MAX_MESSAGE_LENGTH"])
-    client_id = check_client_id(payload.get("client_id"))
-    chat = access_chat(chat_id, user_id)
-    row, created = db_commands.insert_message(chat_id, user_id, body, client_id)
-    message = serialize_message(row)
-    if created:
-        deliver_message(chat, message, skip_sid=request.sid)
+    draft = messaging.check_message(
+        user_id, payload.get("chat_id"), payload.get("body"), payload.get("client_id")
+    )
+    message, _created = messaging.do_send_message(draft, skip_sid=request.sid)
     return {"message": message}
-
-
-def deliver_message(
-    chat: Mapping[str, Any], message: dict[str, Any], skip_sid: str | None = None
-) -> None:
-    """Emit a stored message once to each member socket: as the current chat's to those that
-    have the chat open, as another chat's to the others (for the chat list), and to a direct
-    partner for whom the chat is new. ``skip_sid``, the sending socket, has it in its ack.
-    Callable from Socket.IO handlers and HTTP routes."""
-    socketio = current_app.extensions["socketio"]
-    chat_id = message["chat_id"]
-    socketio.emit(
-        "message_received_from_current_chat",
-        {"message": message},
-        to=view_room(chat_id),
-        skip_sid=skip_sid,
-    )
-    socketio.emit(
-        "message_received_from_another_chat",
-        {"chat_id": chat_id, "message": message},
-        to=chat_room(chat_id),
-        skip_sid=skip_sid,
-    )
-    if chat["kind"] == "direct" and chat["last_message_id"] is None:
-        partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
-        if partner_id != message["sender_id"]:
-            partner_chat = db_commands.get_chat_for_member(chat_id, partner_id)
-            socketio.emit(
-                "new_user_sent_message",
-                {"chat": serialize_chat(partner_chat), "message": message},
-                to=user_room(partner_id),
-            )
 
 
 @event("new_message_count_updated", "READ_REPORT_RATE_LIMIT")

@@ -1,0 +1,114 @@
+"""Sending a message: one action for every entry point (a socket's ``message_sent``, an
+HTTP ``/upload``) that checks it, stores it once per ``client_id`` and delivers it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+import db_commands
+from helpers import (
+    ValidationError,
+    chat_room,
+    check_caption,
+    check_client_id,
+    check_id,
+    check_message_body,
+    serialize_chat,
+    serialize_message,
+    user_room,
+    view_room,
+)
+
+NOT_A_MEMBER = "This chat does not exist or you are not in it."
+
+
+class NotAMember(ValidationError):
+    """The chat does not exist or the user is not in it (an HTTP caller answers 404)."""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message that passed its checks, not yet stored."""
+
+    sender_id: int
+    chat: Mapping[str, Any]  # the sender's membership row, read once by the check
+    body: str
+    client_id: str
+
+
+def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
+    """The membership of ``user_id`` in ``chat_id``; strangers get the same error as for
+    a chat that does not exist."""
+    membership = db_commands.get_membership(chat_id, user_id)
+    if membership is None:
+        raise NotAMember(NOT_A_MEMBER)
+    return membership
+
+
+def check_message(
+    sender_id: int, chat_id: Any, body: Any, client_id: Any, *, caption: bool = False
+) -> Draft:
+    """Check a message before anything is stored: the ids, the body (a file's caption may be
+    empty), and the sender's membership. Raises ValidationError."""
+    chat_id = check_id(chat_id)
+    max_length = current_app.config["MAX_MESSAGE_LENGTH"]
+    if caption:
+        body = check_caption(body if isinstance(body, str) else "", max_length)
+    else:
+        body = check_message_body(body, max_length)
+    client_id = check_client_id(client_id)
+    return Draft(sender_id, access_chat(chat_id, sender_id), body, client_id)
+
+
+def do_send_message(
+    draft: Draft,
+    attachment: Mapping[str, Any] | None = None,
+    skip_sid: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store ``draft`` (with its attachment's row), deliver it if it is new, and return its
+    wire shape and whether it was new (False: a retry of a message already stored)."""
+    row, created = db_commands.insert_message(
+        draft.chat["id"], draft.sender_id, draft.body, draft.client_id, attachment=attachment
+    )
+    message = serialize_message(row)
+    if created:
+        # Read with the membership before the insert: no message yet means this one is the
+        # chat's first, and the partner has not seen the chat in their list.
+        first = draft.chat["kind"] == "direct" and draft.chat["last_message_id"] is None
+        deliver_message(message, first_of_direct_chat=first, skip_sid=skip_sid)
+    return message, created
+
+
+def deliver_message(
+    message: dict[str, Any], first_of_direct_chat: bool = False, skip_sid: str | None = None
+) -> None:
+    """Emit a stored message once to each member socket: as the current chat's to those that
+    have the chat open, as another chat's to the others (for the chat list), and to a direct
+    partner for whom the chat is new. ``skip_sid``, the sending socket, has it in its ack."""
+    socketio = current_app.extensions["socketio"]
+    chat_id = message["chat_id"]
+    socketio.emit(
+        "message_received_from_current_chat",
+        {"message": message},
+        to=view_room(chat_id),
+        skip_sid=skip_sid,
+    )
+    socketio.emit(
+        "message_received_from_another_chat",
+        {"chat_id": chat_id, "message": message},
+        to=chat_room(chat_id),
+        skip_sid=skip_sid,
+    )
+    if first_of_direct_chat:
+        partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
+        if partner_id != message["sender_id"]:
+            partner_chat = db_commands.get_chat_for_member(chat_id, partner_id)
+            socketio.emit(
+                "new_user_sent_message",
+                {"chat": serialize_chat(partner_chat), "message": message},
+                to=user_room(partner_id),
+            )
