@@ -89,7 +89,7 @@ def login_required(view: F) -> F:
         if g.get("user") is None:
             if wants_json():
                 return jsonify({"ok": False, "error": "Please log in again."}), 401
-            return redirect(url_for("login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
