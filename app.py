@@ -25,12 +25,14 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import auth
+import broadcast
 import db_commands
 import errors
 import events
 import files
 import pages
 import passwords
+import presence
 import private_files
 import serving
 import socket_budget
@@ -195,7 +197,7 @@ def _init_presence(app: Flask, redis_client: redis.Redis | None) -> None:
         else LocalPresence(ttl)
     )
     app.extensions["presence"] = PresenceTracker(store)
-    app.extensions["online_count"] = events.OnlineCount(
+    app.extensions["online_count"] = broadcast.OnlineCount(
         socketio, store.online_count, app.config["ONLINE_COUNT_INTERVAL_SECONDS"]
     )
 
@@ -219,7 +221,7 @@ def main() -> None:
     listener = serving.listen(settings_from_environment())
     app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
     files.do_sweep_uploads(app)
-    socketio.start_background_task(events.presence_heartbeat, app)
+    socketio.start_background_task(presence.presence_heartbeat, app)
     serving.serve(app, listener)
 
 

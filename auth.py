@@ -15,13 +15,14 @@ from flask import (
     url_for,
 )
 
+import broadcast
 import db_commands
-import events
 import login_devices
 import passwords
 from errors import next_arg
 from extensions import limit
 from helpers import ValidationError, check_password, check_username
+from presence import session_key
 
 bp = Blueprint("auth", __name__)
 
@@ -121,10 +122,10 @@ def login() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     """End the session and close the sockets opened with it."""
-    key = events.session_key(request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]))
+    key = session_key(request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]))
     session.clear()
     if key:
-        events.close_session_sockets(key)
+        broadcast.close_session_sockets(key)
     return redirect(url_for("auth.login"), 303)
 
 
@@ -134,12 +135,12 @@ def _log_in(user_id: int) -> None:
     replaced = None
     if session.get("user_id") is not None:
         cookie = request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
-        replaced = events.session_key(cookie)
+        replaced = session_key(cookie)
     session.clear()
     session["user_id"] = user_id
     current_app.session_interface.regenerate(session)
     if replaced:
-        events.close_session_sockets(replaced)
+        broadcast.close_session_sockets(replaced)
 
 
 def _redirect_after_login(username: str) -> Any:

@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify, make_response, render_templat
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from events import TOO_FAST
 from helpers import safe_next_url, wants_json
+from rate_limits import TOO_FAST
 from transient import is_transient, log_transient, unavailable_answer
 
 bp = Blueprint("errors", __name__)

@@ -9,18 +9,15 @@ from typing import Any
 
 from flask import current_app
 
+import broadcast
 import db_commands
 from helpers import (
     ValidationError,
-    chat_room,
     check_caption,
     check_client_id,
     check_id,
     check_message_body,
-    serialize_chat,
     serialize_message,
-    user_room,
-    view_room,
 )
 
 NOT_A_MEMBER = "This chat does not exist or you are not in it."
@@ -79,36 +76,5 @@ def do_send_message(
         # Read with the membership before the insert: no message yet means this one is the
         # chat's first, and the partner has not seen the chat in their list.
         first = draft.chat["kind"] == "direct" and draft.chat["last_message_id"] is None
-        deliver_message(message, first_of_direct_chat=first, skip_sid=skip_sid)
+        broadcast.deliver_message(message, first_of_direct_chat=first, skip_sid=skip_sid)
     return message, created
-
-
-def deliver_message(
-    message: dict[str, Any], first_of_direct_chat: bool = False, skip_sid: str | None = None
-) -> None:
-    """Emit a stored message once to each member socket: as the current chat's to those that
-    have the chat open, as another chat's to the others (for the chat list), and to a direct
-    partner for whom the chat is new. ``skip_sid``, the sending socket, has it in its ack."""
-    socketio = current_app.extensions["socketio"]
-    chat_id = message["chat_id"]
-    socketio.emit(
-        "message_received_from_current_chat",
-        {"message": message},
-        to=view_room(chat_id),
-        skip_sid=skip_sid,
-    )
-    socketio.emit(
-        "message_received_from_another_chat",
-        {"chat_id": chat_id, "message": message},
-        to=chat_room(chat_id),
-        skip_sid=skip_sid,
-    )
-    if first_of_direct_chat:
-        partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
-        if partner_id != message["sender_id"]:
-            partner_chat = db_commands.get_chat_for_member(chat_id, partner_id)
-            socketio.emit(
-                "new_user_sent_message",
-                {"chat": serialize_chat(partner_chat), "message": message},
-                to=user_room(partner_id),
-            )

@@ -9,10 +9,15 @@ forever. ``PresenceTracker`` is one worker's side: the sockets it holds.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+from flask import Flask
+
+import broadcast
 
 
 class Presence(Protocol):
@@ -275,3 +280,31 @@ class RedisPresence:
             if expires_at is not None and expires_at > now:
                 open_sockets.append(sid)
         return open_sockets
+
+
+def session_key(session_id: str | None) -> str | None:
+    """A name for a login session that does not reveal its id (the id is a credential)."""
+    if not session_id:
+        return None
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+def presence_heartbeat(app: Flask) -> None:
+    """Keep this worker's sockets alive in the presence store and announce the users whose
+    sockets expired elsewhere (a worker that died); close the sockets whose login session
+    has ended. Runs for the server's lifetime."""
+    tracker = app.extensions["presence"]
+    socketio = app.extensions["socketio"]
+    while True:
+        socketio.sleep(tracker.store.ttl / 3)
+        try:
+            with app.app_context():
+                for user_id in tracker.heartbeat():
+                    broadcast.announce_presence(user_id, online=False)
+        except Exception:
+            app.logger.exception("Presence heartbeat failed")
+        try:
+            with app.app_context():
+                broadcast.close_sockets_of_ended_sessions(app)
+        except Exception:
+            app.logger.exception("Closing the sockets of ended sessions failed")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from events import OnlineCount
+from broadcast import OnlineCount
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from tests.conftest import Clock, received, register
 from tests.redis_server import redis_client, redis_prefix
