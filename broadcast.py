@@ -20,7 +20,7 @@ from flask_socketio import SocketIO, join_room, leave_room, rooms
 from werkzeug.http import parse_cookie
 
 import db_commands
-from helpers import chat_room, serialize_chat, user_room, view_room, viewed_chat_id
+from helpers import chat_room, serialize_new_direct_chat, user_room, view_room, viewed_chat_id
 from login_sessions import is_store_id
 
 
@@ -71,10 +71,12 @@ def deliver_message(
     if first_of_direct_chat:
         partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
         if partner_id != message["sender_id"]:
-            partner_chat = db_commands.get_chat_for_member(chat_id, partner_id)
+            sender = {"id": message["sender_id"], "username": message["sender_name"]}
+            # The chat's first message: the partner has it unread, and nothing else yet.
+            chat = serialize_new_direct_chat(chat_id, sender, unread_count=1)
             socketio.emit(
                 "new_user_sent_message",
-                {"chat": serialize_chat(partner_chat), "message": message},
+                {"chat": chat, "message": message},
                 to=user_room(partner_id),
             )
 

@@ -427,3 +427,17 @@ def serialize_chat(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_message_id": row["last_message_id"],
         "last_message": last_message,
     }
+
+
+def serialize_new_direct_chat(
+    chat_id: int, partner: Mapping[str, Any], unread_count: int = 0
+) -> dict[str, Any]:
+    """A direct chat just made, as its events announce it to a member for whom ``partner``
+    is the other person: known without a query (the client asks ``list_chats`` for the rest)."""
+    return {
+        "id": chat_id,
+        "kind": "direct",
+        "name": partner["username"],
+        "partner_id": partner["id"],
+        "unread_count": unread_count,
+    }

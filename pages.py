@@ -16,7 +16,7 @@ from helpers import (
     check_id,
     login_required,
     parse_id,
-    serialize_chat,
+    serialize_new_direct_chat,
     user_room,
 )
 from messaging import NOT_A_MEMBER
@@ -55,13 +55,15 @@ def add() -> Any:
         partner_id = check_id(parse_id(request.form.get("user_id")), "user_id")
     except ValidationError as error:
         return apology(400, str(error))
-    if db_commands.get_user(partner_id) is None:
+    partner = db_commands.get_user(partner_id)
+    if partner is None:
         return apology(404, "There is no such person.")
     chat_id, created = db_commands.get_or_insert_direct_chat(g.user["id"], partner_id)
     if created:
-        for member_id in {g.user["id"], partner_id}:
-            chat = db_commands.get_chat_for_member(chat_id, member_id)
-            socketio.emit("chat_added", {"chat": serialize_chat(chat)}, to=user_room(member_id))
+        # Each of the two hears of the chat named after the other; notes-to-self once.
+        for member, other in {g.user["id"]: partner, partner_id: g.user}.items():
+            chat = serialize_new_direct_chat(chat_id, other)
+            socketio.emit("chat_added", {"chat": chat}, to=user_room(member))
     return redirect(url_for("pages.chats", chat=chat_id), 303)
 
 
