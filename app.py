@@ -192,7 +192,12 @@ def _init_presence(app: Flask, redis_client: redis.Redis | None) -> None:
     """Who is online: in Redis when workers share one, else in this process."""
     ttl = app.config["PRESENCE_TTL_SECONDS"]
     store = (
-        RedisPresence(redis_client, app.config["REDIS_PREFIX"], ttl)
+        RedisPresence(
+            redis_client,
+            app.config["REDIS_PREFIX"],
+            ttl,
+            session_lifetime=int(app.permanent_session_lifetime.total_seconds()),
+        )
         if redis_client
         else LocalPresence(ttl)
     )

@@ -21,7 +21,14 @@ import login_devices
 import passwords
 from errors import next_arg
 from extensions import limit
-from helpers import ValidationError, check_password, check_username
+from helpers import (
+    MAX_USERNAME_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    MIN_USERNAME_LENGTH,
+    ValidationError,
+    check_password,
+    check_username,
+)
 from presence import session_key
 
 bp = Blueprint("auth", __name__)
@@ -49,6 +56,17 @@ def inject_user() -> dict[str, Any]:
     """``current_user`` for every template."""
     user = g.get("user")
     return {"current_user": {"id": user["id"], "username": user["username"]} if user else None}
+
+
+@bp.context_processor
+def inject_limits() -> dict[str, Any]:
+    """The account limits the register form shows, from the checks that enforce them."""
+    limits = {
+        "min_username": MIN_USERNAME_LENGTH,
+        "max_username": MAX_USERNAME_LENGTH,
+        "min_password": MIN_PASSWORD_LENGTH,
+    }
+    return {"limits": limits}
 
 
 @bp.route("/register", methods=["GET", "POST"])

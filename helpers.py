@@ -19,8 +19,9 @@ from transient import is_transient, log_transient, unavailable_answer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+MIN_USERNAME_LENGTH = 3
 MAX_USERNAME_LENGTH = 32
-USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.\-]{{3,{MAX_USERNAME_LENGTH}}}")
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.\-]{{{MIN_USERNAME_LENGTH},{MAX_USERNAME_LENGTH}}}")
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -201,18 +202,20 @@ def check_optional_id(value: Any, field: str) -> int | None:
 
 
 def check_username(value: Any) -> str:
-    """3–32 letters, digits, underscores, dots or hyphens."""
+    """``MIN_USERNAME_LENGTH`` to ``MAX_USERNAME_LENGTH`` letters, digits, underscores, dots
+    or hyphens."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("Please choose a username.")
     if not USERNAME_PATTERN.fullmatch(value.strip()):
         raise ValidationError(
-            "A username has 3 to 32 characters: letters, digits, underscores, dots or hyphens."
+            f"A username has {MIN_USERNAME_LENGTH} to {MAX_USERNAME_LENGTH} characters:"
+            " letters, digits, underscores, dots or hyphens."
         )
     return value.strip()
 
 
 def check_password(password: Any, confirmation: Any) -> str:
-    """At least 8 characters, and the confirmation must match."""
+    """At least ``MIN_PASSWORD_LENGTH`` characters, and the confirmation must match."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(f"A password has at least {MIN_PASSWORD_LENGTH} characters.")
     if len(password) > MAX_PASSWORD_LENGTH:

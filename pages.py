@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
+import attachments
 import db_commands
 from errors import apology
 from extensions import socketio
@@ -86,5 +87,6 @@ def chats() -> Any:
         "max_channel_name_length": MAX_CHANNEL_NAME_LENGTH,
         "transports": config["SOCKETIO_TRANSPORTS"],
         "max_upload_bytes": config["MAX_UPLOAD_MB"] * 1024 * 1024,
+        "thumbnail_px": attachments.THUMBNAIL_SIZE,
     }
     return render_template("chats.html", open_chat_id=open_chat_id, settings=settings)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from flask import Flask
 
 import broadcast
+from settings import DEFAULTS
 
 
 class Presence(Protocol):
@@ -154,13 +155,14 @@ class PresenceTracker:
 _ADD = """
 local user_key, online_key, session_key = KEYS[1], KEYS[2], KEYS[3]
 local now, expires_at, user_id, sid = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local session_lifetime = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
 local before = redis.call('ZCARD', user_key)
 redis.call('ZADD', user_key, expires_at, sid)
 redis.call('ZADD', online_key, 'GT', expires_at, user_id)
 if session_key ~= '' then
   redis.call('HSET', session_key, sid, user_id)
-  redis.call('EXPIRE', session_key, 2678400)
+  redis.call('EXPIRE', session_key, session_lifetime)
 end
 return before == 0 and 1 or 0
 """
@@ -203,11 +205,15 @@ class RedisPresence:
         prefix: str,
         ttl: float,
         clock: Callable[[], float] | None = None,
+        session_lifetime: int = DEFAULTS["PERMANENT_SESSION_LIFETIME"],
     ):
+        """``session_lifetime``: how long a login session's list of sockets is kept, as long
+        as the session itself (``PERMANENT_SESSION_LIFETIME``)."""
         self.redis = client
         self.prefix = f"{prefix}:presence"
         self.ttl = ttl
         self._clock = clock or time.time
+        self.session_lifetime = session_lifetime
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
         self._expire_user = client.register_script(_EXPIRE_USER)
@@ -226,7 +232,9 @@ class RedisPresence:
         """Record an open socket; True if the user just came online."""
         now = self._clock()
         keys = [self._user_key(user_id), self._online_key, self._session_key(session_key)]
-        return bool(self._add(keys=keys, args=[now, now + self.ttl, user_id, sid]))
+        return bool(
+            self._add(keys=keys, args=[now, now + self.ttl, user_id, sid, self.session_lifetime])
+        )
 
     def remove(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """Forget a closed socket; True if the user just went offline."""
