@@ -115,6 +115,16 @@ def _page(
     return [rows[i] for i in kept], [messages[i] for i in kept]
 
 
+def _more_before(chat_id: int, rows: list[dict[str, Any]]) -> bool:
+    """Whether the chat has messages older than this page (an empty page: none to ask for)."""
+    return bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"])
+
+
+def _more_after(chat_id: int, rows: list[dict[str, Any]]) -> bool:
+    """Whether the chat has messages newer than this page."""
+    return bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"])
+
+
 @event("join_chat", "JOIN_CHAT_RATE_LIMIT")
 def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Open a chat: its newest page, or everything from the first unread, or a catch-up."""
@@ -148,8 +158,8 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         "messages": messages,
         "unread_count": unread_count,
         "first_unread_id": first_unread_id,
-        "has_more_before": bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"]),
-        "has_more_after": bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"]),
+        "has_more_before": _more_before(chat_id, rows),
+        "has_more_after": _more_after(chat_id, rows),
     }
 
 
@@ -165,7 +175,7 @@ def scrolled_to_top(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     rows, messages = _page(rows, keep_newest=True)
     return {
         "messages": messages,
-        "has_more_before": bool(rows) and db_commands.has_message_before(chat_id, rows[0]["id"]),
+        "has_more_before": _more_before(chat_id, rows),
     }
 
 
@@ -181,7 +191,7 @@ def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, An
     rows, messages = _page(rows, keep_newest=False)
     return {
         "messages": messages,
-        "has_more_after": bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"]),
+        "has_more_after": _more_after(chat_id, rows),
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser import seed
+from bench import seed
 from tests.browser.ui import (
     create_channel,
     message_bodies,
