@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -66,6 +66,17 @@ class StoredFile:
     size: int
     width: int | None = None
     height: int | None = None
+
+    def row(self, uploaded_name: str) -> dict[str, Any]:
+        """The attachment's row for ``db_commands.insert_message``."""
+        return {
+            "original_name": clean_name(uploaded_name),
+            "stored_name": self.stored_name,
+            "mime_type": self.mime_type,
+            "size_bytes": self.size,
+            "width": self.width,
+            "height": self.height,
+        }
 
 
 def do_give_back_picture_memory() -> None:

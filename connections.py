@@ -1,6 +1,6 @@
 """How ``python app.py`` holds its connections: one listener per port, a cap per address.
 
-Imported by ``app.serve`` only, under eventlet; in-process tests never need it.
+Imported by ``serving`` only, under eventlet; in-process tests never need it.
 """
 
 from __future__ import annotations

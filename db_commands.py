@@ -409,17 +409,22 @@ def insert_message(
 
 @write
 def insert_message_for_member(
-    chat_id: int, sender_id: int, body: str, client_id: str
+    chat_id: int,
+    sender_id: int,
+    body: str,
+    client_id: str,
+    attachment: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, bool]:
-    """The sender's membership of the chat (as ``get_membership``) and, when they are a
-    member, ``insert_message``'s answer; ``(None, None, False)`` for a stranger.
+    """The sender's membership of the chat (as ``get_membership``, read before the insert)
+    and, when they are a member, ``insert_message``'s answer; ``(None, None, False)`` for a
+    stranger.
 
     One unit of work: a message costs one trip to the database thread, not two.
     """
     membership = get_membership(chat_id, sender_id)
     if membership is None:
         return None, None, False
-    row, created = insert_message(chat_id, sender_id, body, client_id)
+    row, created = insert_message(chat_id, sender_id, body, client_id, attachment=attachment)
     return membership, row, created
 
 

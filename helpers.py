@@ -19,8 +19,9 @@ from transient import is_transient, log_transient, unavailable_answer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+MIN_USERNAME_LENGTH = 3
 MAX_USERNAME_LENGTH = 32
-USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.\-]{{3,{MAX_USERNAME_LENGTH}}}")
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_.\-]{{{MIN_USERNAME_LENGTH},{MAX_USERNAME_LENGTH}}}")
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -89,7 +90,7 @@ def login_required(view: F) -> F:
         if g.get("user") is None:
             if wants_json():
                 return jsonify({"ok": False, "error": "Please log in again."}), 401
-            return redirect(url_for("login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
@@ -201,18 +202,20 @@ def check_optional_id(value: Any, field: str) -> int | None:
 
 
 def check_username(value: Any) -> str:
-    """3–32 letters, digits, underscores, dots or hyphens."""
+    """``MIN_USERNAME_LENGTH`` to ``MAX_USERNAME_LENGTH`` letters, digits, underscores, dots
+    or hyphens."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("Please choose a username.")
     if not USERNAME_PATTERN.fullmatch(value.strip()):
         raise ValidationError(
-            "A username has 3 to 32 characters: letters, digits, underscores, dots or hyphens."
+            f"A username has {MIN_USERNAME_LENGTH} to {MAX_USERNAME_LENGTH} characters:"
+            " letters, digits, underscores, dots or hyphens."
         )
     return value.strip()
 
 
 def check_password(password: Any, confirmation: Any) -> str:
-    """At least 8 characters, and the confirmation must match."""
+    """At least ``MIN_PASSWORD_LENGTH`` characters, and the confirmation must match."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(f"A password has at least {MIN_PASSWORD_LENGTH} characters.")
     if len(password) > MAX_PASSWORD_LENGTH:
@@ -426,4 +429,18 @@ def serialize_chat(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_read_id": row["last_read_id"],
         "last_message_id": row["last_message_id"],
         "last_message": last_message,
+    }
+
+
+def serialize_new_direct_chat(
+    chat_id: int, partner: Mapping[str, Any], unread_count: int = 0
+) -> dict[str, Any]:
+    """A direct chat just made, as its events announce it to a member for whom ``partner``
+    is the other person: known without a query (the client asks ``list_chats`` for the rest)."""
+    return {
+        "id": chat_id,
+        "kind": "direct",
+        "name": partner["username"],
+        "partner_id": partner["id"],
+        "unread_count": unread_count,
     }

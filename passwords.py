@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import secrets
-import threading
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -19,24 +18,21 @@ import off_loop
 # Hashes computed at once: one core fewer than the machine has, so that a crowd logging in
 # together (after a restart, at the start of a class) queues for the others and the event
 # loop keeps a core; with twenty at once on two cores, the loop got a tenth of one.
-# (Under eventlet this lock is a green one: a waiting login blocks nobody else.)
-_hashing = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
+_hashing = off_loop.Lane(max(1, (os.cpu_count() or 2) - 1))
 
 
 def make_hash(password: str, method: str) -> str:
     """A salted hash of ``password`` with Werkzeug's ``method``, computed off the loop."""
-    with _hashing:
-        return off_loop.run(generate_password_hash, password, method=method)
+    return _hashing.run(generate_password_hash, password, method=method)
 
 
 def is_correct(stored_hash: str | None, password: str, method: str) -> bool:
     """Whether ``password`` matches ``stored_hash``; None (no such user) is never correct,
     yet costs the same hash as a real check."""
-    with _hashing:
-        if stored_hash is None:
-            off_loop.run(check_password_hash, stand_in_hash(method), password)
-            return False
-        return off_loop.run(check_password_hash, stored_hash, password)
+    if stored_hash is None:
+        _hashing.run(check_password_hash, stand_in_hash(method), password)
+        return False
+    return _hashing.run(check_password_hash, stored_hash, password)
 
 
 @functools.cache

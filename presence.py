@@ -9,10 +9,16 @@ forever. ``PresenceTracker`` is one worker's side: the sockets it holds.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+from flask import Flask
+
+import broadcast
+from settings import DEFAULTS
 
 
 class Presence(Protocol):
@@ -149,13 +155,14 @@ class PresenceTracker:
 _ADD = """
 local user_key, online_key, session_key = KEYS[1], KEYS[2], KEYS[3]
 local now, expires_at, user_id, sid = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local session_lifetime = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
 local before = redis.call('ZCARD', user_key)
 redis.call('ZADD', user_key, expires_at, sid)
 redis.call('ZADD', online_key, 'GT', expires_at, user_id)
 if session_key ~= '' then
   redis.call('HSET', session_key, sid, user_id)
-  redis.call('EXPIRE', session_key, 2678400)
+  redis.call('EXPIRE', session_key, session_lifetime)
 end
 return before == 0 and 1 or 0
 """
@@ -198,11 +205,15 @@ class RedisPresence:
         prefix: str,
         ttl: float,
         clock: Callable[[], float] | None = None,
+        session_lifetime: int = DEFAULTS["PERMANENT_SESSION_LIFETIME"],
     ):
+        """``session_lifetime``: how long a login session's list of sockets is kept, as long
+        as the session itself (``PERMANENT_SESSION_LIFETIME``)."""
         self.redis = client
         self.prefix = f"{prefix}:presence"
         self.ttl = ttl
         self._clock = clock or time.time
+        self.session_lifetime = session_lifetime
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
         self._expire_user = client.register_script(_EXPIRE_USER)
@@ -221,7 +232,9 @@ class RedisPresence:
         """Record an open socket; True if the user just came online."""
         now = self._clock()
         keys = [self._user_key(user_id), self._online_key, self._session_key(session_key)]
-        return bool(self._add(keys=keys, args=[now, now + self.ttl, user_id, sid]))
+        return bool(
+            self._add(keys=keys, args=[now, now + self.ttl, user_id, sid, self.session_lifetime])
+        )
 
     def remove(self, user_id: int, sid: str, session_key: str | None = None) -> bool:
         """Forget a closed socket; True if the user just went offline."""
@@ -275,3 +288,31 @@ class RedisPresence:
             if expires_at is not None and expires_at > now:
                 open_sockets.append(sid)
         return open_sockets
+
+
+def session_key(session_id: str | None) -> str | None:
+    """A name for a login session that does not reveal its id (the id is a credential)."""
+    if not session_id:
+        return None
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+def presence_heartbeat(app: Flask) -> None:
+    """Keep this worker's sockets alive in the presence store and announce the users whose
+    sockets expired elsewhere (a worker that died); close the sockets whose login session
+    has ended. Runs for the server's lifetime."""
+    tracker = app.extensions["presence"]
+    socketio = app.extensions["socketio"]
+    while True:
+        socketio.sleep(tracker.store.ttl / 3)
+        try:
+            with app.app_context():
+                for user_id in tracker.heartbeat():
+                    broadcast.announce_presence(user_id, online=False)
+        except Exception:
+            app.logger.exception("Presence heartbeat failed")
+        try:
+            with app.app_context():
+                broadcast.close_sockets_of_ended_sessions(app)
+        except Exception:
+            app.logger.exception("Closing the sockets of ended sessions failed")

@@ -11,12 +11,19 @@ counters and expires them when they are read, which is all that a fixed window n
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 import time
 
+from flask import current_app
+from limits import parse as parse_limit
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
 
+from helpers import TooFast
+
+TOO_FAST = "You are sending too fast. Please wait a moment."
 # Expired windows are dropped when the table has grown by this much since the last sweep,
 # so memory stays proportional to the users active within one window.
 SWEEP_EVERY = 10_000
@@ -85,3 +92,19 @@ def event_limiter(http_storage: Storage | None) -> FixedWindowRateLimiter:
     (or when limits are off, ``None``)."""
     shared = http_storage is not None and not isinstance(http_storage, MemoryStorage)
     return FixedWindowRateLimiter(http_storage if shared else LocalWindows())
+
+
+# Parsing "20 per 2 seconds" on every message showed in profiles; settings rarely change.
+_parsed_limit = functools.lru_cache(maxsize=64)(parse_limit)
+
+
+def check_rate(setting: str, user_id: int) -> None:
+    """Count one action of ``user_id`` against the limit named by ``setting``; refuse it
+    when the user is over the limit, so a flood slows its sender and nobody else."""
+    if not current_app.extensions["rate_limiter"].enabled:
+        return
+    limiter = current_app.extensions["event_limiter"]
+    limit = _parsed_limit(current_app.config[setting])
+    if not limiter.hit(limit, setting, str(user_id)):
+        reset_at, _remaining = limiter.get_window_stats(limit, setting, str(user_id))
+        raise TooFast(TOO_FAST, retry_after=max(1, math.ceil(reset_at - time.time())))

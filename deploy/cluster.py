@@ -420,7 +420,7 @@ class Cluster:
     def announce(self) -> None:
         """Print where to open the chat, and where each worker and its log are."""
         sys.path.insert(0, str(ROOT))
-        from app import print_addresses
+        from serving import print_addresses
 
         print_addresses(self.options.host, self.options.port)
         for worker in self.workers:

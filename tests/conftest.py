@@ -173,6 +173,15 @@ def carol(make_user: Any) -> User:
     return make_user("carol")
 
 
+@pytest.fixture
+def chat(alice: User, bob: User) -> int:
+    """A direct chat of alice and bob that bob has open, his tab's earlier events read."""
+    chat_id = alice.direct_chat_with(bob)
+    bob.call("join_chat", {"chat_id": chat_id})
+    bob.tab.get_received()
+    return chat_id
+
+
 PRESENCE_EVENTS = {"presence_updated", "online_users_updated"}
 
 

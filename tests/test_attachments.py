@@ -50,14 +50,6 @@ def attachment_rows(app) -> int:
     return query(app, "SELECT COUNT(*) AS n FROM attachments")[0]["n"]
 
 
-@pytest.fixture
-def chat(alice, bob):
-    chat_id = alice.direct_chat_with(bob)
-    bob.call("join_chat", {"chat_id": chat_id})
-    bob.tab.get_received()
-    return chat_id
-
-
 @pytest.mark.parametrize("name", sorted(ALLOWED))
 def test_each_allowed_type_becomes_a_message_everyone_receives(app, alice, bob, chat, name):
     data, mime_type = ALLOWED[name]

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from helpers import MAX_USERNAME_LENGTH, MIN_PASSWORD_LENGTH, MIN_USERNAME_LENGTH
 from tests.conftest import PASSWORD, register
 
 
@@ -44,6 +45,15 @@ def test_register_refuses_bad_input_with_the_reason(
     page = response.get_data(as_text=True)
     assert message in page
     assert session_cookie(client) is None or client.get("/chats").status_code == 302
+
+
+def test_the_register_form_shows_the_limits_its_checks_enforce(client):
+    """The form's hints and its browser-side limits come from the same constants."""
+    page = client.get("/register").get_data(as_text=True)
+    assert f'minlength="{MIN_USERNAME_LENGTH}" maxlength="{MAX_USERNAME_LENGTH}"' in page
+    assert f"{MIN_USERNAME_LENGTH} to {MAX_USERNAME_LENGTH} characters" in page
+    assert f'minlength="{MIN_PASSWORD_LENGTH}"' in page
+    assert f"At least {MIN_PASSWORD_LENGTH} characters" in page
 
 
 def test_register_keeps_the_typed_username_on_error(client):

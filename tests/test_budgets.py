@@ -13,6 +13,7 @@ from flask import Flask
 
 import db_commands
 import events
+import rate_limits
 from settings import DEFAULTS
 from tests.conftest import User, register
 
@@ -83,7 +84,7 @@ def test_each_event_answers_too_fast_past_its_budget(make_app, users_of, name):
     answers = [alice.call(name, request()) for _ in range(4)]
     assert [a["ok"] for a in answers] == [True, True, True, False], answers
     assert answers[-1]["code"] == "rate_limited"
-    assert answers[-1]["error"] == events.TOO_FAST
+    assert answers[-1]["error"] == rate_limits.TOO_FAST
     assert 1 <= answers[-1]["retry_after"] <= 60
     assert bob.call(name, request())["ok"], "another user's budget is their own"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import attachments
 import database
 from helpers import MAX_CHANNEL_NAME_LENGTH, MAX_USERNAME_LENGTH
 from tests.conftest import received
@@ -51,6 +52,7 @@ def test_the_chats_page_hands_the_client_the_servers_limits(app, alice):
     assert f'data-max-upload-bytes="{app.config["MAX_UPLOAD_MB"] * 1024 * 1024}"' in page
     assert f'data-max-channel-name-length="{MAX_CHANNEL_NAME_LENGTH}"' in page
     assert f'maxlength="{MAX_CHANNEL_NAME_LENGTH}"' in page
+    assert f'data-thumbnail-px="{attachments.THUMBNAIL_SIZE}"' in page
 
 
 def test_add_opens_one_direct_chat_for_a_pair(alice, bob):

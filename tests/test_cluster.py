@@ -42,8 +42,8 @@ from deploy.cluster import (
     worker_env,
     write_nginx_config,
 )
-from events import TOO_FAST
 from presence import RedisPresence
+from rate_limits import TOO_FAST
 from tests.live_server import ROOT, LiveServer, RealClient, csrf_token, or_fail, wait_for
 from tests.postgres import postgres_schema
 from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix

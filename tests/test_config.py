@@ -10,7 +10,8 @@ import pytest
 
 import database
 import db_commands
-from app import create_app, lan_address
+from app import create_app
+from serving import lan_address
 from settings import DEFAULTS, load_secret_key
 from tests.conftest import PASSWORD, make_config, register
 

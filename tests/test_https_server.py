@@ -20,9 +20,9 @@ import socketio
 from cryptography import x509
 
 import local_tls
-from app import lan_address
 from bench import servers
 from bench.clients import csrf_token
+from serving import lan_address
 from tests.live_server import LiveServer, wait_for
 from tests.test_lan_announce import LOOPBACK, Seen
 

@@ -144,7 +144,7 @@ def test_a_missing_or_wrong_certificate_of_ones_own_stops_the_start_saying_which
 
 
 def test_https_uses_the_machines_own_addresses_when_none_are_given(tmp_path):
-    from app import lan_address
+    from serving import lan_address
 
     config = {"HTTPS": True, "TLS_CERT": "", "TLS_KEY": "", "TLS_FOLDER": "tls"}
     files = local_tls.prepare(config, tmp_path)

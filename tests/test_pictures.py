@@ -30,14 +30,6 @@ HOUR = 3600
 
 
 @pytest.fixture
-def chat(alice, bob):
-    chat_id = alice.direct_chat_with(bob)
-    bob.call("join_chat", {"chat_id": chat_id})
-    bob.tab.get_received()
-    return chat_id
-
-
-@pytest.fixture
 def decoded(monkeypatch) -> list[str]:
     """The pictures whose pixels Pillow decoded during the test (by format)."""
     seen: list[str] = []

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from events import OnlineCount
+from broadcast import OnlineCount
 from presence import LocalPresence, PresenceTracker, RedisPresence
 from tests.conftest import Clock, received, register
-from tests.redis_server import redis_client, redis_prefix
+from tests.redis_server import TEST_REDIS_URL, redis_client, redis_prefix
 
 
 def presence_events(tab):
@@ -192,3 +192,19 @@ def test_live_sockets_come_back_after_the_shared_store_lost_them(clock):
         assert store.online_count() == 0
         assert worker.heartbeat() == []
         assert store.online_among([5]) == {5}
+
+
+def test_a_sessions_sockets_are_listed_in_redis_as_long_as_the_session_lasts(make_app):
+    """The list of a login session's sockets expires with the session itself
+    (``PERMANENT_SESSION_LIFETIME``), not after a number of its own."""
+    with redis_prefix() as prefix:
+        redis_client()  # reachable, or skipped (failed under CI)
+        app = make_app(
+            REDIS_URL=TEST_REDIS_URL,
+            REDIS_PREFIX=prefix,
+            PERMANENT_SESSION_LIFETIME=1234,
+        )
+        store = app.extensions["presence"].store
+        assert store.session_lifetime == 1234
+        store.add(7, "socket", session_key="abc")
+        assert 0 < store.redis.ttl(f"{prefix}:presence:session:abc") <= 1234

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import create_app, socketio
-from events import HANDLERS, TOO_FAST
+from events import HANDLERS
+from rate_limits import TOO_FAST
 from tests.conftest import PASSWORD, make_config, query, received, register
 from tests.postgres import postgres_schema
 

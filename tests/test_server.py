@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import LISTEN_BACKLOG
+from serving import LISTEN_BACKLOG
 from tests.live_server import start_server
 
 # It starts real servers: `pytest -m "not slow"` leaves it out.

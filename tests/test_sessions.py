@@ -11,7 +11,7 @@ from pathlib import Path
 import cachelib.file
 import pytest
 
-import events
+import broadcast
 from app import socketio
 from tests.conftest import PASSWORD, Clock, register
 
@@ -151,10 +151,10 @@ def test_a_socket_closes_once_its_session_expires_and_a_refreshed_one_stays(make
     bob_tab = socketio.test_client(app, flask_test_client=bob)
     clock.now += 30
     assert bob.get("/chats").status_code == 200  # bob's session now ends at +90
-    events.close_sockets_of_ended_sessions(app)
+    broadcast.close_sockets_of_ended_sessions(app)
     assert alice_tab.is_connected() and bob_tab.is_connected()
     clock.now += 31
-    events.close_sockets_of_ended_sessions(app)
+    broadcast.close_sockets_of_ended_sessions(app)
     assert not alice_tab.is_connected()
     assert bob_tab.is_connected()
     assert bob_tab.emit("list_chats", {}, callback=True)["ok"]

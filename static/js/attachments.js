@@ -3,7 +3,8 @@
 
 import { formatSize, h, shownFileName } from './dom.js';
 
-export const THUMBNAIL_BOX_PX = 480;
+// The box the server shrinks a picture into (attachments.THUMBNAIL_SIZE), given by the page.
+const THUMBNAIL_BOX_PX = Number(document.getElementById('chat-app').dataset.thumbnailPx);
 // Room kept for the viewer's bar (name, Download, Close) above the picture.
 const VIEWER_BAR_PX = 60;
 
