@@ -184,24 +184,20 @@ class SQLiteConnection(Connection):
         """BEGIN IMMEDIATE (writers queue for the lock instead of failing halfway), or a
         savepoint when the database thread already opened the group's transaction."""
         if self.raw.in_transaction:
-            self.raw.execute("SAVEPOINT nested")
-            try:
-                yield self
-            except BaseException:
-                if self.raw.in_transaction:
-                    self.raw.execute("ROLLBACK TO nested")
-                    self.raw.execute("RELEASE nested")
-                raise
-            self.raw.execute("RELEASE nested")
-            return
-        self.raw.execute("BEGIN IMMEDIATE")
+            # Undone, a savepoint must still be released to leave the outer transaction whole.
+            begin, end = "SAVEPOINT nested", "RELEASE nested"
+            undo: tuple[str, ...] = ("ROLLBACK TO nested", "RELEASE nested")
+        else:
+            begin, end, undo = "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)
+        self.raw.execute(begin)
         try:
             yield self
         except BaseException:
             if self.raw.in_transaction:
-                self.raw.execute("ROLLBACK")
+                for statement in undo:
+                    self.raw.execute(statement)
             raise
-        self.raw.execute("COMMIT")
+        self.raw.execute(end)
 
 
 class PostgresConnection(Connection):

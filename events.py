@@ -163,36 +163,36 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _scroll_page(user_id: int, payload: Mapping[str, Any], older: bool) -> dict[str, Any]:
+    """The page of messages just before ``before_id`` (older) or just after ``after_id``."""
+    cursor = "before_id" if older else "after_id"
+    chat_id = check_id(payload.get("chat_id"))
+    cursor_id = check_id(payload.get(cursor), cursor)
+    access_chat(chat_id, user_id)
+    if older:
+        rows = db_commands.list_messages_before(
+            chat_id, cursor_id, current_app.config["MESSAGES_ON_SCROLL"]
+        )
+    else:
+        rows = db_commands.list_messages_after(
+            chat_id, cursor_id, current_app.config["MAX_MESSAGES_PER_FETCH"]
+        )
+    rows, messages = _page(rows, keep_newest=older)
+    if older:
+        return {"messages": messages, "has_more_before": _more_before(chat_id, rows)}
+    return {"messages": messages, "has_more_after": _more_after(chat_id, rows)}
+
+
 @event("message_history_is_scrolled_to_the_top", "PAGING_RATE_LIMIT")
 def scrolled_to_top(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The page of older messages just before ``before_id``."""
-    chat_id = check_id(payload.get("chat_id"))
-    before_id = check_id(payload.get("before_id"), "before_id")
-    access_chat(chat_id, user_id)
-    rows = db_commands.list_messages_before(
-        chat_id, before_id, current_app.config["MESSAGES_ON_SCROLL"]
-    )
-    rows, messages = _page(rows, keep_newest=True)
-    return {
-        "messages": messages,
-        "has_more_before": _more_before(chat_id, rows),
-    }
+    return _scroll_page(user_id, payload, older=True)
 
 
 @event("message_history_is_scrolled_to_the_bottom", "PAGING_RATE_LIMIT")
 def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The page of newer messages just after ``after_id``."""
-    chat_id = check_id(payload.get("chat_id"))
-    after_id = check_id(payload.get("after_id"), "after_id")
-    access_chat(chat_id, user_id)
-    rows = db_commands.list_messages_after(
-        chat_id, after_id, current_app.config["MAX_MESSAGES_PER_FETCH"]
-    )
-    rows, messages = _page(rows, keep_newest=False)
-    return {
-        "messages": messages,
-        "has_more_after": _more_after(chat_id, rows),
-    }
+    return _scroll_page(user_id, payload, older=False)
 
 
 @event("message_sent", "SEND_RATE_LIMIT")

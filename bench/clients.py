@@ -56,6 +56,21 @@ class RealClient:
         found = self.http.get(f"{self.server.url}/find", params={"q": self.name}).json()
         return next(user["id"] for user in found if user["username"] == self.name)
 
+    @property
+    def cookie_header(self) -> str:
+        """This person's cookies as the value of one ``Cookie`` header."""
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+
+    def connect_socket(self, sio: socketio.Client) -> None:
+        """Connect ``sio`` (a client with handlers of its own) over WebSocket with this
+        person's login cookie."""
+        sio.connect(
+            self.server.url,
+            headers={"Cookie": self.cookie_header},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+
     def connect(self, transport: str = "websocket") -> socketio.Client:
         """Open a Socket.IO connection with this person's session cookie, sent with every
         request as a browser does (a long-poll without it is refused)."""

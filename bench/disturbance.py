@@ -1494,12 +1494,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="results file (JSON)")
     parser.add_argument("--label", default="main", help="name of this run")
     parser.add_argument("--tiny", action="store_true", help="the smoke test's size")
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=servers.NICE,
-        help="niceness of the servers, the users and this process (negative needs root)",
-    )
+    servers.add_nice_option(parser, "the servers, the users and this process")
     args = parser.parse_args()
     servers.NICE = args.nice
     servers.set_niceness()

@@ -225,12 +225,7 @@ def main() -> None:
         "--cluster-kinds",
         help=f"comma-separated, of {', '.join(scenarios.CLUSTER_KINDS)} (default all)",
     )
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=servers.NICE,
-        help="niceness of servers and load generator (negative needs root; or BENCH_NICE)",
-    )
+    servers.add_nice_option(parser, "servers and load generator")
     args = parser.parse_args()
     servers.NICE = args.nice
     mode = "full" if args.full else "short"

@@ -15,6 +15,7 @@ own in Redis, and nginx in front of them on one public port.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -166,6 +167,16 @@ def set_niceness() -> None:
     """In a child process before it starts: take the benchmark's niceness (BENCH_NICE)."""
     if NICE:
         os.setpriority(os.PRIO_PROCESS, 0, NICE)
+
+
+def add_nice_option(parser: argparse.ArgumentParser, who: str) -> None:
+    """The ``--nice`` option of a benchmark's command line (default BENCH_NICE)."""
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=NICE,
+        help=f"niceness of {who} (negative needs root; or BENCH_NICE)",
+    )
 
 
 def free_port() -> int:

@@ -569,13 +569,7 @@ class Reconnecting:
 
     def connect(self) -> None:
         """Connect through nginx with the cookie of the person's real login."""
-        cookie = "; ".join(f"{c.name}={c.value}" for c in self.person.http.cookies)
-        self.sio.connect(
-            self.person.server.url,
-            headers={"Cookie": cookie},
-            transports=["websocket"],
-            wait_timeout=10,
-        )
+        self.person.connect_socket(self.sio)
 
     def open(self, chat_id: int, after_id: int | None = None) -> list[int]:
         """join_chat (a catch-up when ``after_id`` is given); the ids of the page."""

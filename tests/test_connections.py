@@ -203,7 +203,7 @@ def test_a_healthy_socket_outlives_a_short_timeout_on_both_transports(tmp_path):
 def stalled_upload(server, person: RealClient) -> socket.socket:
     """An upload that announces a megabyte, sends its first bytes, then nothing."""
     token = csrf_token(person.http.get(f"{server.url}/chats").text)
-    cookie = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
+    cookie = person.cookie_header
     body = (
         b'--B\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n1\r\n'
         b'--B\r\nContent-Disposition: form-data; name="client_id"\r\n\r\n'

@@ -29,8 +29,7 @@ MAX_ID = 2**53 - 1
 
 def raw_socket(server: LiveServer, person: RealClient, receive_buffer: int = 0) -> RawSocketIO:
     """A raw Socket.IO connection with ``person``'s login."""
-    cookie = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
-    return RawSocketIO(server.url, cookie, receive_buffer)
+    return RawSocketIO(server.url, person.cookie_header, receive_buffer)
 
 
 def person(server: LiveServer, name: str) -> RealClient:

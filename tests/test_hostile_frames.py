@@ -36,7 +36,7 @@ def server(tmp_path) -> Iterator[LiveServer]:
 def raw_socket(person: RealClient) -> websocket.WebSocket:
     """A WebSocket speaking Engine.IO/Socket.IO by hand, connected to the default namespace."""
     url = person.server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    cookie = "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
+    cookie = person.cookie_header
     conn = websocket.create_connection(url, origin=person.server.url, cookie=cookie, timeout=10)
     assert conn.recv().startswith("0")  # Engine.IO's open packet
     conn.send("40")

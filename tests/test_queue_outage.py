@@ -62,13 +62,7 @@ class Follower:
         return self.person.name
 
     def connect(self) -> None:
-        cookie = "; ".join(f"{c.name}={c.value}" for c in self.person.http.cookies)
-        self.sio.connect(
-            self.person.server.url,
-            headers={"Cookie": cookie},
-            transports=["websocket"],
-            wait_timeout=10,
-        )
+        self.person.connect_socket(self.sio)
 
     def _show(self, messages: list[dict[str, Any]]) -> None:
         with self.lock:

@@ -400,7 +400,7 @@ def logged_in_cookie(server) -> str:
     from tests.live_server import RealClient
 
     person = RealClient(server, "victim").register()
-    return "; ".join(f"{c.name}={c.value}" for c in person.http.cookies)
+    return person.cookie_header
 
 
 def polling_handshake(server, origin: str | None, cookie: str):

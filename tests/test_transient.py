@@ -5,10 +5,12 @@ is a real exception of its driver, made by meeting the condition."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg2
 import pytest
@@ -25,6 +27,17 @@ from transient import UNAVAILABLE, is_transient, unavailable_answer
 GENERIC = {"ok": False, "error": "Something went wrong on the server. Please try again."}
 RETRYABLE = {"ok": False, "error": UNAVAILABLE, "code": "unavailable", "retryable": True}
 
+E = TypeVar("E", bound=BaseException)
+
+
+def caught(kind: type[E], attempt: Callable[[], object], otherwise: str) -> E:
+    """The error of ``kind`` that ``attempt`` raises; fail saying ``otherwise`` if none."""
+    try:
+        attempt()
+    except kind as error:
+        return error
+    raise AssertionError(otherwise)
+
 
 def sqlite_locked(tmp_path: Path) -> sqlite3.OperationalError:
     """SQLITE_BUSY: another connection holds the write lock and nobody waits for it."""
@@ -33,14 +46,12 @@ def sqlite_locked(tmp_path: Path) -> sqlite3.OperationalError:
     holder.execute("CREATE TABLE t (x)")
     holder.execute("BEGIN IMMEDIATE")
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as error:
-        return error
-    finally:
-        holder.close()
-        other.close()
-    raise AssertionError("the second writer got the lock")
+    with contextlib.closing(holder), contextlib.closing(other):
+        return caught(
+            sqlite3.OperationalError,
+            lambda: other.execute("BEGIN IMMEDIATE"),
+            "the second writer got the lock",
+        )
 
 
 def sqlite_full(tmp_path: Path) -> sqlite3.OperationalError:
@@ -48,13 +59,12 @@ def sqlite_full(tmp_path: Path) -> sqlite3.OperationalError:
     conn = sqlite3.connect(tmp_path / "full.db", isolation_level=None)
     conn.execute("CREATE TABLE t (x)")
     conn.execute("PRAGMA max_page_count = 3")
-    try:
-        conn.execute("INSERT INTO t VALUES (?)", (b"x" * 100_000,))
-    except sqlite3.OperationalError as error:
-        return error
-    finally:
-        conn.close()
-    raise AssertionError("the database grew past its limit")
+    with contextlib.closing(conn):
+        return caught(
+            sqlite3.OperationalError,
+            lambda: conn.execute("INSERT INTO t VALUES (?)", (b"x" * 100_000,)),
+            "the database grew past its limit",
+        )
 
 
 def sqlite_lock_timeout(_tmp_path: Path) -> sqlite3.OperationalError:
@@ -68,11 +78,11 @@ def sqlite_lock_timeout(_tmp_path: Path) -> sqlite3.OperationalError:
 
 def postgres_refused(_tmp_path: Path) -> psycopg2.OperationalError:
     """PostgreSQL down: nothing listens where it should."""
-    try:
-        psycopg2.connect(host="127.0.0.1", port=free_port(), dbname="x", connect_timeout=2)
-    except psycopg2.OperationalError as error:
-        return error
-    raise AssertionError("a connection opened to a closed port")
+    return caught(
+        psycopg2.OperationalError,
+        lambda: psycopg2.connect(host="127.0.0.1", port=free_port(), dbname="x", connect_timeout=2),
+        "a connection opened to a closed port",
+    )
 
 
 def postgres_closed(_tmp_path: Path) -> psycopg2.InterfaceError:
@@ -82,21 +92,13 @@ def postgres_closed(_tmp_path: Path) -> psycopg2.InterfaceError:
     with postgres_schema() as url:
         conn = psycopg2.connect(url)
         conn.close()
-    try:
-        conn.cursor()
-    except psycopg2.InterfaceError as error:
-        return error
-    raise AssertionError("a closed connection gave a cursor")
+    return caught(psycopg2.InterfaceError, conn.cursor, "a closed connection gave a cursor")
 
 
 def redis_down(_tmp_path: Path) -> redis.exceptions.ConnectionError:
     """Redis down: nothing listens where it should."""
     client = redis.Redis(port=free_port(), socket_connect_timeout=2, retry=None)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as error:
-        return error
-    raise AssertionError("a closed port answered PING")
+    return caught(redis.exceptions.ConnectionError, client.ping, "a closed port answered PING")
 
 
 def redis_slow(_tmp_path: Path) -> redis.exceptions.TimeoutError:
@@ -128,14 +130,12 @@ TRANSIENT: dict[str, Callable[[Path], BaseException]] = {
 
 def sqlite_no_table(tmp_path: Path) -> sqlite3.OperationalError:
     """A faulty statement: the same request would fail the same way forever."""
-    conn = sqlite3.connect(tmp_path / "empty.db")
-    try:
-        conn.execute("SELECT x FROM missing")
-    except sqlite3.OperationalError as error:
-        return error
-    finally:
-        conn.close()
-    raise AssertionError("a missing table answered")
+    with contextlib.closing(sqlite3.connect(tmp_path / "empty.db")) as conn:
+        return caught(
+            sqlite3.OperationalError,
+            lambda: conn.execute("SELECT x FROM missing"),
+            "a missing table answered",
+        )
 
 
 PERMANENT: dict[str, Callable[[Path], BaseException]] = {

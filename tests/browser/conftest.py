@@ -4,6 +4,7 @@
 free loopback port with a fresh database; ``browser`` is one headless Chromium for the run;
 ``page_for(name)`` gives each person a browser context of their own (own cookies), and
 ``page_for(name, **options)`` one with other context options (a phone, a dark theme).
+``pair(alice, bob)`` registers two people and opens their direct chat on both pages.
 
 A test that cannot get Chromium is skipped with the reason, except when ``CI=true``: there
 it fails, because CI must run every test.
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
+from tests.browser.ui import meet, open_chat, wait_until_chat_is_open
 from tests.live_server import LiveServer, start_server
 from tests.skips import skip_or_fail
 
@@ -135,6 +137,20 @@ def page_for(
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def pair(page_for: Callable[..., Page]) -> Callable[[str, str], tuple[Page, Page]]:
+    """``pair("alice", "bob")``: alice and bob, each with their direct chat open."""
+
+    def make(alice_name: str, bob_name: str) -> tuple[Page, Page]:
+        alice, bob = meet(page_for, alice_name, bob_name)
+        open_chat(bob, alice_name)
+        for page in (alice, bob):
+            wait_until_chat_is_open(page)
+        return alice, bob
+
+    return make
 
 
 # -- reports of failed tests ---------------------------------------------------------

@@ -14,6 +14,7 @@ from tests.browser.conftest import ROOT, skip_or_fail
 from tests.browser.ui import (
     create_channel,
     history,
+    meet,
     message_bodies,
     register,
     send_message,
@@ -142,11 +143,7 @@ def test_the_chat_works_with_the_keyboard_alone(page_for, tmp_path):
     """Nia tabs from the top of the page to her chat with oli (the skip link first), opens
     it with Enter, writes with Enter, opens a picture and closes it with Escape; the
     focus is visible at every stop and comes back where it was."""
-    oli = page_for("oli")
-    nia = page_for("nia")
-    register(oli, "oli")
-    register(nia, "nia")
-    start_direct_chat(oli, "nia")
+    oli, nia = meet(page_for, "oli", "nia")
     send_message(oli, "Hi nia")
     picture = tmp_path / "map.png"
     Image.new("RGB", (300, 200), (70, 130, 90)).save(picture)

@@ -9,16 +9,12 @@ import re
 import sqlite3
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser import ui
 from tests.browser.ui import (
     chat_in_list,
-    open_chat,
-    register,
-    start_direct_chat,
     wait_until_chat_is_open,
 )
 
@@ -75,24 +71,6 @@ def wait_until_loaded(page: Page, image) -> None:
     page.wait_for_function(
         "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
     )
-
-
-@pytest.fixture
-def pair(page_for):
-    """Alice and bob, each with their direct chat open."""
-
-    def make(alice_name: str, bob_name: str) -> tuple[Page, Page]:
-        bob = page_for(bob_name)
-        alice = page_for(alice_name)
-        register(bob, bob_name)
-        register(alice, alice_name)
-        start_direct_chat(alice, bob_name)
-        open_chat(bob, alice_name)
-        for page in (alice, bob):
-            wait_until_chat_is_open(page)
-        return alice, bob
-
-    return make
 
 
 def test_a_picture_uploads_with_progress_and_opens_full_size_for_the_other(pair, tmp_path):

@@ -4,12 +4,11 @@ from playwright.sync_api import expect
 
 from tests.browser.ui import (
     chat_in_list,
+    meet,
     message_bodies,
     message_senders,
     open_chat,
-    register,
     send_message,
-    start_direct_chat,
     unread_badge,
 )
 
@@ -17,12 +16,7 @@ from tests.browser.ui import (
 def test_alice_and_bob_exchange_a_direct_message_live(page_for):
     """Alice finds bob and writes to him; the chat appears in bob's list with an unread
     badge; he opens it, reads it and replies; alice sees the reply without reloading."""
-    bob = page_for("bob")
-    alice = page_for("alice")
-    register(bob, "bob")
-    register(alice, "alice")
-
-    start_direct_chat(alice, "bob")
+    alice, bob = meet(page_for, "alice", "bob")
     expect(alice.locator("#chat-title")).to_have_text("bob")
     send_message(alice, "Hi bob, lunch at noon?")
 
@@ -50,11 +44,7 @@ def test_alice_and_bob_exchange_a_direct_message_live(page_for):
 
 def test_messages_survive_a_reload(page_for):
     """After an exchange, dave reloads his page and finds the whole history, in order."""
-    dave = page_for("dave")
-    carol = page_for("carol")
-    register(dave, "dave")
-    register(carol, "carol")
-    start_direct_chat(carol, "dave")
+    carol, dave = meet(page_for, "carol", "dave")
     send_message(carol, "First, from carol")
     open_chat(dave, "carol")
     send_message(dave, "Second, from dave")

@@ -6,30 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.ui import open_chat, register, start_direct_chat, wait_until_chat_is_open
+from tests.browser.ui import wait_until_chat_is_open
 
 RLO = "\u202e"
-
-
-@pytest.fixture
-def pair(page_for):
-    """Alice and bob, each with their direct chat open."""
-
-    def make(alice_name: str, bob_name: str) -> tuple[Page, Page]:
-        bob = page_for(bob_name)
-        alice = page_for(alice_name)
-        register(bob, bob_name)
-        register(alice, alice_name)
-        start_direct_chat(alice, bob_name)
-        open_chat(bob, alice_name)
-        for page in (alice, bob):
-            wait_until_chat_is_open(page)
-        return alice, bob
-
-    return make
 
 
 def send_text_file(page: Page, name: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from tests.browser.ui import (
+    meet,
     message_bodies,
     open_chat,
     register,
@@ -53,11 +54,7 @@ def test_messages_written_offline_go_out_once_in_order_after_the_reconnect(page_
     """Alice loses the network; her status says so; what she writes shows as pending and
     waits. Bob writes meanwhile. Back online, alice gets bob's messages once, in order,
     then her own go out, each stored and shown exactly once on both sides."""
-    bob = page_for("bob")
-    alice = page_for("alice")
-    register(bob, "bob")
-    register(alice, "alice")
-    start_direct_chat(alice, "bob")
+    alice, bob = meet(page_for, "alice", "bob")
     send_message(alice, "Entering the tunnel")
     open_chat(bob, "alice")
     wait_until_chat_is_open(bob)

@@ -8,9 +8,8 @@ from playwright.sync_api import expect
 
 from tests.browser.ui import (
     chat_in_list,
+    meet,
     open_chat,
-    register,
-    start_direct_chat,
     wait_until_chat_is_open,
 )
 
@@ -19,11 +18,7 @@ def test_online_count_dot_and_typing_follow_the_other_person(page_for):
     """Alice sees how many are online and a dot on bob's chat while he is there; she sees
     "bob is typing…" until his message arrives; when he leaves, the count drops and the
     dot goes."""
-    bob = page_for("bob")
-    alice = page_for("alice")
-    register(bob, "bob")
-    register(alice, "alice")
-    start_direct_chat(alice, "bob")
+    alice, bob = meet(page_for, "alice", "bob")
     open_chat(bob, "alice")
     wait_until_chat_is_open(alice)
     wait_until_chat_is_open(bob)

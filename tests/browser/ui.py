@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -36,6 +37,17 @@ def start_direct_chat(page: Page, name: str) -> int:
     person.get_by_role("button", name="Message").click()
     expect(page).to_have_url(OPEN_CHAT_URL)
     return int(OPEN_CHAT_URL.search(page.url).group(1))
+
+
+def meet(page_for: Callable[..., Page], starter: str, other: str) -> tuple[Page, Page]:
+    """Pages for ``other`` and ``starter``, both registered (``other`` first, so that
+    ``starter`` finds them), and ``starter`` on their direct chat; return both pages."""
+    other_page = page_for(other)
+    starter_page = page_for(starter)
+    register(other_page, other)
+    register(starter_page, starter)
+    start_direct_chat(starter_page, other)
+    return starter_page, other_page
 
 
 def chat_in_list(page: Page, name: str) -> Locator:
