@@ -74,9 +74,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 # -- the browser ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# The package's scope, not the session's: Playwright's sync API keeps an asyncio loop running
+# in the main thread while it is started, and the tests after this folder (zeroconf, the
+# disturbance benchmark's clients) need that thread without one.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run (the system's, never a downloaded one)."""
+    """One headless Chromium for the browser tests (the system's, never a downloaded one)."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         skip_or_fail(
             f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) "
