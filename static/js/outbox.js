@@ -1,7 +1,8 @@
 // Text messages on their way to the server. Each is shown at once and keeps the client_id
 // chosen when it was written, so a retry (automatic or the Retry button) never stores a
-// second row. They go out one at a time, in the order they were written: the server
-// handles events concurrently, so two emits in flight could be stored in either order.
+// second row. They go out one at a time, in the order they were written: the server keeps
+// one socket's order, but a message whose ack was lost goes again, possibly on a new socket,
+// and must not be overtaken by the next one.
 
 import { isRetryable, retryDelay } from './net.js';
 
