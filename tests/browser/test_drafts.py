@@ -94,7 +94,7 @@ def test_a_draft_stays_with_its_chat_across_switches_and_reloads(page_for, live_
 
 def test_logging_out_forgets_the_drafts(page_for):
     """A draft is the writer's alone: after a logout nothing of it is left in the browser,
-    for whoever logs in next."""
+    for whoever logs in next. Logged in again, the keyboard is in the composer."""
     carol = page_for("carol")
     register(carol, "carol")
     wait_until_chat_is_open(carol)
@@ -108,6 +108,7 @@ def test_logging_out_forgets_the_drafts(page_for):
     log_in(carol, "carol")
     wait_until_chat_is_open(carol)
     expect(composer(carol)).to_have_value("")
+    expect(composer(carol)).to_be_focused()
 
 
 def test_the_composer_text_goes_with_a_file_as_its_caption(pair, live_server):
