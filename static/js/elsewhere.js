@@ -6,7 +6,7 @@
 
 import { chatDisplayName, h, isNarrow } from './dom.js';
 
-const NOTICE_MS = 6000;
+const NOTICE_MS = 8000;
 
 export class ActivityElsewhere {
   /**

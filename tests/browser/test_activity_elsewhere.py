@@ -10,6 +10,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import PHONE
+from tests.browser.test_accessibility import assert_no_serious_violations
 from tests.browser.test_look_and_feel import HIDE_TAB
 from tests.browser.ui import (
     chat_in_list,
@@ -95,6 +96,7 @@ def test_a_phone_shows_activity_in_other_chats_on_back_and_in_a_notice(page_for)
     send_message(alice, "Tomatoes are ripe")
     expect(notice(bob)).to_have_text("New message from alice in Garden")
     expect(back.locator(".back-count")).to_have_text("1")
+    assert_no_serious_violations(bob, "a phone's conversation with a notice and a count on Back")
 
 
 def test_a_hidden_page_plays_a_sound_unless_turned_off(page_for):
