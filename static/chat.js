@@ -8,6 +8,8 @@ import { ChatList } from './js/chatlist.js';
 import { Composer } from './js/composer.js';
 import { Conversation } from './js/conversation.js';
 import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
+import { Drafts, forgetDrafts } from './js/drafts.js';
+import { ActivityElsewhere } from './js/elsewhere.js';
 import { request } from './js/net.js';
 import { Notifier } from './js/notifications.js';
 import { Outbox } from './js/outbox.js';
@@ -67,6 +69,7 @@ const composer = new Composer({
   onTyping: () => {
     if (conversation.chatId && socket.connected) ask('typing', { chat_id: conversation.chatId });
   },
+  drafts: new Drafts(me.id),
 });
 
 const conversation = new Conversation({
@@ -93,6 +96,8 @@ const uploader = new Uploader({
     uploadStatus.textContent = '';
     setTimeout(() => { uploadStatus.textContent = text; }, 50);
   },
+  caption: () => composer.caption(),
+  onCaptionSent: (chatId, caption) => composer.captionSent(chatId, caption),
 });
 
 const chatList = new ChatList({
@@ -100,6 +105,7 @@ const chatList = new ChatList({
   me,
   onOpen: (chatId) => openChat(chatId, { byUser: true }),
   onJoin: joinChannel,
+  onChange: () => countUnreadElsewhere(),
 });
 
 const notifier = new Notifier({
@@ -117,6 +123,19 @@ const panels = new Panels({
 });
 followVisualViewport();
 
+const elsewhere = new ActivityElsewhere({
+  root,
+  me,
+  onOpen: (chatId) => openChat(chatId, { byUser: true }),
+  isConversationShown: () => panels.conversationShown,
+});
+
+/** The Back button's count: unread messages of every chat but the one shown. */
+function countUnreadElsewhere() {
+  const shown = chatList.get(conversation.shownChatId());
+  elsewhere.setCount(chatList.totalUnread() - (shown ? Number(shown.unread_count) || 0 : 0));
+}
+
 let everConnected = false;
 let loggedOut = false;
 // The chat the user last asked for; reopened after a reconnect if opening it failed.
@@ -129,9 +148,12 @@ function enableComposer(on) {
 
 // Opening chats
 
-async function openChat(chatId, { byUser = false } = {}) {
+async function openChat(chatId, { byUser = false, focusComposer = false } = {}) {
   wantedChatId = chatId;
   if (byUser) panels.showConversation(chatId);
+  elsewhere.hide();
+  // What was written stays with its chat: never sent to the chat opened now.
+  composer.setChat(chatId);
   if (chatId === conversation.chatId && conversation.openingChatId === null) {
     if (byUser) focusAfterOpen();
     return;
@@ -147,6 +169,13 @@ async function openChat(chatId, { byUser = false } = {}) {
   }
   afterOpen(chatId, res);
   if (byUser) focusAfterOpen();
+  else if (focusComposer && !isNarrow() && nothingFocused()) composer.focus();
+}
+
+/** True when the keyboard is nowhere in particular (the page just loaded). */
+function nothingFocused() {
+  const active = document.activeElement;
+  return !active || active === document.body || active === document.documentElement;
 }
 
 function afterOpen(chatId, res) {
@@ -202,6 +231,7 @@ async function askForChats() {
   }
   chatList.showError('');
   status.online(res.online_count);
+  chatList.setPresenceKnown(true);
   chatList.setAll(Array.isArray(res.chats) ? res.chats : [], Array.isArray(res.channels) ? res.channels : []);
   return true;
 }
@@ -258,6 +288,7 @@ async function joinChannel(chatId, button) {
 /** The login session ended (here or in another tab): nothing of the chats stays on screen. */
 function showLoggedOut() {
   loggedOut = true;
+  forgetDrafts();
   status.refused();
   if (root.hidden) return;
   conversation.showEmpty();
@@ -269,6 +300,7 @@ function showLoggedOut() {
 }
 
 function showDisconnected() {
+  chatList.setPresenceKnown(false);
   if (loggedOut) status.refused();
   else if (navigator.onLine) status.reconnecting();
   else status.offline();
@@ -297,8 +329,10 @@ async function catchUpOpenChat(since = null) {
 function openFirstChat() {
   const first = requestedChatId || chatList.firstId();
   if (first) {
-    openChat(first, { byUser: false });
+    // After logging in (or following a link to a chat), the desktop's keyboard is ready to write.
+    openChat(first, { byUser: false, focusComposer: true });
   } else {
+    composer.setChat(null);
     conversation.showEmpty();
     enableComposer(false);
   }
@@ -317,7 +351,9 @@ socket.on('connect', async () => {
     await catchUpOpenChat();
   }
   // Only now, so what was written while away goes after what the catch-up brought.
-  if (socket.connected) outbox.resume();
+  if (!socket.connected) return;
+  outbox.resume();
+  uploader.resume();
 });
 
 // The server lost the queue between its workers for a while (a Redis restart): messages
@@ -368,6 +404,7 @@ socket.io.on('reconnect_failed', () => status.offline());
 // can look alive for a minute): stop trusting it, and try again as soon as it is back.
 window.addEventListener('offline', () => {
   if (loggedOut) return;
+  chatList.setPresenceKnown(false);
   status.offline();
   reconnectNow();
 });
@@ -406,6 +443,7 @@ function messageArrived(data) {
     countUnread: !isOpen || !conversation.isFollowingLive(),
   });
   notifier.consider(chatList.get(chatId), data.message, conversation.shownChatId());
+  if (chatId !== conversation.shownChatId()) elsewhere.show(chatList.get(chatId), data.message);
 }
 socket.on('message_received_from_current_chat', messageArrived);
 socket.on('message_received_from_another_chat', messageArrived);

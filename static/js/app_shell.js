@@ -1,6 +1,9 @@
 // The installable app, page side: registers the service worker (/sw.js) where the browser
 // allows one (https, or localhost), tells it when this browser logs out so that it empties
-// its cache, and passes on its "open this chat" when a notification is clicked.
+// its cache, and passes on its "open this chat" when a notification is clicked. A logout
+// forgets the drafts kept in this browser too (the login page is where a session ends).
+
+import { forgetDrafts } from './drafts.js';
 
 const supported = 'serviceWorker' in navigator && window.isSecureContext;
 
@@ -38,3 +41,8 @@ if (supported) {
     form.addEventListener('submit', loggingOut);
   }
 }
+
+for (const form of document.querySelectorAll('form.logout-form')) {
+  form.addEventListener('submit', forgetDrafts);
+}
+if (window.location.pathname === '/login') forgetDrafts();

@@ -22,10 +22,14 @@ function avatarHue(name) {
 export class ChatList {
   /**
    * root: the #chat-app element; me: {id, username};
-   * onOpen(chatId): the user picked a chat; onJoin(chatId, button): the user pressed Join.
+   * onOpen(chatId): the user picked a chat; onJoin(chatId, button): the user pressed Join;
+   * onChange(): the chats or their unread counts changed.
    */
-  constructor({ root, me, onOpen, onJoin }) {
+  constructor({ root, me, onOpen, onJoin, onChange = () => {} }) {
     this.me = me;
+    this.onChange = onChange;
+    // False while this page is not connected: nobody's presence is known then.
+    this.presenceKnown = true;
     this.onOpen = onOpen;
     this.onJoin = onJoin;
     this.chats = new Map();
@@ -150,6 +154,15 @@ export class ChatList {
     }
   }
 
+  /** Connected (known) or not: while not, every partner's dot shows grey, as unknown. */
+  setPresenceKnown(known) {
+    if (this.presenceKnown === known) return;
+    this.presenceKnown = known;
+    for (const [chatId, chat] of this.chats) {
+      if (chat.kind === 'direct') this.render(chatId);
+    }
+  }
+
   setActive(chatId) {
     this.activeId = chatId;
     for (const [id, item] of this.items) {
@@ -233,9 +246,12 @@ export class ChatList {
     else parts.kind.textContent = isSelf ? 'Notes to self: ' : 'Direct chat with ';
     parts.name.textContent = name;
     parts.name.title = name;
-    const online = !isChannel && !isSelf && this.online.has(chat.partner_id);
-    parts.dot.hidden = !online;
-    parts.presence.textContent = online ? ', online' : '';
+    const unknown = !isChannel && !isSelf && !this.presenceKnown;
+    const online = !unknown && !isChannel && !isSelf && this.online.has(chat.partner_id);
+    parts.dot.hidden = !online && !unknown;
+    parts.dot.classList.toggle('unknown', unknown);
+    if (unknown) parts.presence.textContent = ', not known whether online';
+    else parts.presence.textContent = online ? ', online' : '';
     parts.link.classList.toggle('is-online', online);
     const message = chat.last_message || null;
     parts.time.replaceChildren(message ? timeElement(message.created_at, formatListTime) : '');
@@ -312,5 +328,6 @@ export class ChatList {
     this.emptyEl.hidden = this.chats.size > 0;
     const total = this.totalUnread();
     document.title = total > 0 ? `(${total}) Chat` : 'Chat';
+    this.onChange();
   }
 }

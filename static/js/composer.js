@@ -1,5 +1,6 @@
 // The message composer: Enter sends, Shift+Enter starts a new line, length checks,
-// and a throttled "typing" signal.
+// a throttled "typing" signal, and the open chat's draft (drafts.js): switching chats
+// keeps what was written in the chat left and brings back the draft of the chat opened.
 
 import { setNote, textLength } from './dom.js';
 
@@ -10,12 +11,14 @@ export class Composer {
   /**
    * maxLength: the server's limit in characters; onSend(body) returns true once the
    * message is on its way, else false or a sentence saying why not; onTyping() is called
-   * at most every 3 s while the user types.
+   * at most every 3 s while the user types; drafts: a Drafts store.
    */
-  constructor({ root, maxLength, onSend, onTyping }) {
+  constructor({ root, maxLength, onSend, onTyping, drafts }) {
     this.maxLength = maxLength;
     this.onSend = onSend;
     this.onTyping = onTyping;
+    this.drafts = drafts;
+    this.chatId = null;
     this.lastTypingAt = 0;
     this.form = root.querySelector('#composer');
     this.input = root.querySelector('#message-input');
@@ -36,6 +39,7 @@ export class Composer {
     this.input.addEventListener('input', () => {
       this.autosize();
       this.updateCount();
+      this.drafts.set(this.chatId, this.input.value);
       const now = Date.now();
       if (this.input.value.trim() && now - this.lastTypingAt >= TYPING_INTERVAL_MS) {
         this.lastTypingAt = now;
@@ -48,6 +52,40 @@ export class Composer {
     this.input.disabled = !on;
     this.button.disabled = !on;
     this.lastTypingAt = 0;
+  }
+
+  /** The composer now writes to `chatId`: the chat left keeps its draft, this one's returns. */
+  setChat(chatId) {
+    if (chatId === this.chatId) return;
+    this.drafts.set(this.chatId, this.input.value);
+    this.chatId = chatId;
+    this.setText(chatId ? this.drafts.get(chatId) : '');
+  }
+
+  setText(text) {
+    this.input.value = text;
+    this.lastTypingAt = 0;
+    this.showError('');
+    this.autosize();
+    this.updateCount();
+  }
+
+  /** The text as a file's caption ('' when there is none or it is too long for one). */
+  caption() {
+    const text = this.input.value.trim();
+    return textLength(text) <= this.maxLength ? text : '';
+  }
+
+  /** A file went to `chatId` with `caption`: the caption leaves the composer and the draft. */
+  captionSent(chatId, caption) {
+    if (!caption) return;
+    if (chatId === this.chatId) {
+      if (this.input.value.trim() === caption) this.setText('');
+      else return;
+    } else if (this.drafts.get(chatId).trim() !== caption) {
+      return;
+    }
+    this.drafts.forget(chatId);
   }
 
   focus() {
@@ -74,11 +112,8 @@ export class Composer {
       this.showError(typeof sent === 'string' ? sent : 'Open a chat before sending a message.');
       return;
     }
-    this.showError('');
-    this.input.value = '';
-    this.lastTypingAt = 0;
-    this.autosize();
-    this.updateCount();
+    this.drafts.forget(this.chatId);
+    this.setText('');
   }
 
   autosize() {

@@ -236,7 +236,7 @@ export class Conversation {
     // With a gap below what is shown, a live message would land out of place:
     // it arrives with the next page when the reader scrolls down.
     if (this.pager.hasMoreAfter) {
-      this.scroller.updateJumpButton();
+      this.scroller.noteNewBelow();
       return;
     }
     this.timeline.insertStored(this.buildStored(message), message.id);
@@ -244,7 +244,7 @@ export class Conversation {
     if (this.pager.oldestId === null) this.pager.oldestId = message.id;
     this.pager.updateTopNote();
     if (atBottom) this.scroller.scrollToBottom();
-    else this.scroller.updateJumpButton();
+    else this.scroller.noteNewBelow();
   }
 
   /** The user's own upload was stored: show it (once) and bring it into view. */

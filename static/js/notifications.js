@@ -3,7 +3,9 @@
 // where there is one (the only kind a phone's browser shows; a click reaches the worker,
 // which opens the chat), else with the page's own `new Notification()`. Permission is
 // asked only when the user presses "Enable notifications", never on load; browsers offer
-// notifications only to secure pages (https, or localhost).
+// notifications only to secure pages (https, or localhost). The sound plays for the same
+// messages with or without notifications (on a phone over plain http it is all there is),
+// unless the reader turned it off.
 
 import { registration } from './app_shell.js';
 import { chatDisplayName, previewText } from './dom.js';
@@ -39,10 +41,10 @@ export class Notifier {
     return supported() && Notification.permission === 'granted';
   }
 
-  /** The button shows only while the browser could still ask; the settings once allowed. */
+  /** The button shows only while the browser could still ask; the sound setting always. */
   render() {
     this.row.hidden = !(supported() && Notification.permission === 'default');
-    this.settings.hidden = !this.allowed;
+    this.settings.hidden = false;
     this.renderChatToggle();
   }
 
@@ -78,9 +80,11 @@ export class Notifier {
 
   /** A message reached `chat` while `openChatId` was open: tell the user when they miss it. */
   consider(chat, message, openChatId) {
-    if (!this.allowed) return;
     const hidden = document.visibilityState === 'hidden';
-    if (!shouldNotify(message, { chat, me: this.me, openChatId, hidden })) return;
+    // A hidden page shows not even the open chat: its messages sound too.
+    const audible = shouldNotify(message, { chat, me: this.me, openChatId: null, hidden });
+    if (audible && soundOn()) this.playSound();
+    if (!this.allowed || !shouldNotify(message, { chat, me: this.me, openChatId, hidden })) return;
     const name = chatDisplayName(chat, this.me.id);
     const title = chat.kind === 'channel' ? `${message.sender_name} in ${name}` : name;
     const options = {
@@ -91,7 +95,6 @@ export class Notifier {
       data: { chatId: chat.id },
     };
     this.show(chat.id, title, options);
-    if (soundOn()) this.playSound();
   }
 
   async show(chatId, title, options) {

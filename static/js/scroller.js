@@ -1,6 +1,8 @@
 // Where the reader is in the history: at the bottom (new messages keep them there) or
-// further up (a "Jump to latest" button brings them back), and keeping what they look at
-// in place while content above it changes.
+// further up (a "Jump to latest" button, with the number of messages that arrived below,
+// brings them back), and keeping what they look at in place while content above it changes.
+
+import { h } from './dom.js';
 
 const AT_BOTTOM_SLACK_PX = 48;
 
@@ -16,6 +18,11 @@ export class HistoryScroller {
     this.showJump = showJump;
     this.moreBelow = moreBelow;
     this.pinned = true;
+    // Messages that arrived below while the button showed; counted until it hides.
+    this.newBelow = 0;
+    this.jumpCount = h('span', { className: 'jump-count', 'aria-hidden': 'true', hidden: true });
+    this.jumpCountWords = h('span', { className: 'visually-hidden' });
+    jumpButton.append(this.jumpCount, this.jumpCountWords);
 
     let frame = 0;
     history.addEventListener('scroll', () => {
@@ -62,6 +69,25 @@ export class HistoryScroller {
     const { scrollHeight, scrollTop, clientHeight } = this.history;
     const far = scrollHeight - scrollTop - clientHeight > clientHeight / 2;
     this.jumpButton.hidden = !this.showJump() || !(far || (this.moreBelow() && !this.isAtBottom()));
+    if (this.jumpButton.hidden) this.newBelow = 0;
+    this.renderJumpCount();
+  }
+
+  /** A message arrived below what the reader sees. */
+  noteNewBelow() {
+    this.updateJumpButton();
+    if (this.jumpButton.hidden) return;
+    this.newBelow += 1;
+    this.renderJumpCount();
+  }
+
+  renderJumpCount() {
+    const count = this.newBelow;
+    this.jumpCount.hidden = count === 0;
+    this.jumpCount.textContent = count > 99 ? '99+' : String(count);
+    let words = '';
+    if (count > 0) words = count === 1 ? ', 1 new message' : `, ${count} new messages`;
+    this.jumpCountWords.textContent = words;
   }
 
   /**

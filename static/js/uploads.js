@@ -2,6 +2,8 @@
 // into the text box. Each file is checked here first (type, size), then sent over HTTP with
 // XMLHttpRequest (fetch reports no upload progress) under a client_id of its own, so a
 // retry never makes a second message. Each upload has a row in the tray above the composer.
+// The composer's text goes with the first file as its caption; an upload that failed for
+// want of a connection goes again by itself once the page is connected again.
 
 import { formatSize, h, newClientId } from './dom.js';
 import { isRetryable, retryDelay } from './net.js';
@@ -47,10 +49,16 @@ export class Uploader {
    * maxBytes: the server's upload limit; csrfToken: sent as X-CSRFToken;
    * currentChatId(): the open chat's id, or null; chatName(chatId): its name;
    * onUploaded(message): the server stored an upload; notify(text): show a problem;
-   * announce(text): tell screen readers, politely.
+   * announce(text): tell screen readers, politely; caption(): the composer's text, to
+   * send with the next file; onCaptionSent(chatId, caption): a captioned file was stored.
    */
-  constructor({ root, maxBytes, csrfToken, currentChatId, chatName, onUploaded, notify, announce }) {
+  constructor({
+    root, maxBytes, csrfToken, currentChatId, chatName, onUploaded, notify, announce,
+    caption, onCaptionSent,
+  }) {
     this.maxBytes = maxBytes;
+    this.caption = caption;
+    this.onCaptionSent = onCaptionSent;
     this.csrfToken = csrfToken;
     this.currentChatId = currentChatId;
     this.chatName = chatName;
@@ -66,6 +74,10 @@ export class Uploader {
     this.hint = root.querySelector('#drop-hint');
     this.zone = root.querySelector('.right-panel');
     this.textBox = root.querySelector('#message-input');
+    this.dismissAll = h('button', { type: 'button', className: 'button button-small' });
+    this.dismissBar = h('div', { className: 'upload-tray-bar', hidden: true }, this.dismissAll);
+    this.dismissAll.addEventListener('click', () => this.dismissFailed());
+    this.tray.before(this.dismissBar);
 
     this.button.addEventListener('click', () => {
       if (this.checkOpen()) this.input.click();
@@ -105,6 +117,7 @@ export class Uploader {
     if (!files.length || !this.checkOpen()) return;
     const chatId = this.currentChatId();
     this.notify('');
+    let caption = this.caption();
     for (const file of files) {
       const upload = {
         file,
@@ -116,10 +129,16 @@ export class Uploader {
         id: ++this.count,
         retries: 0, // passing failures in a row (a locked database): the next wait grows
         timer: null,
+        caption: '',
+        auto: false, // failed for want of a connection: goes again after the reconnect
       };
+      const problem = this.check(file, upload.name);
+      if (!problem) {
+        upload.caption = caption;
+        caption = '';
+      }
       this.uploads.add(upload);
       this.buildRow(upload);
-      const problem = this.check(file, upload.name);
       if (problem) {
         this.fail(upload, problem, { retry: false });
       } else {
@@ -142,6 +161,7 @@ export class Uploader {
     const form = new FormData();
     form.append('chat_id', String(upload.chatId));
     form.append('client_id', upload.clientId);
+    if (upload.caption) form.append('caption', upload.caption);
     form.append('file', upload.file, upload.name);
     const xhr = new XMLHttpRequest();
     upload.xhr = xhr;
@@ -159,6 +179,7 @@ export class Uploader {
     xhr.addEventListener('error', () => {
       if (upload.xhr !== xhr) return;
       this.fail(upload, 'The upload failed. Check your connection and try again.', { retry: true });
+      upload.auto = true;
     });
     xhr.send(form);
     this.announce(`Sending ${upload.name}.`);
@@ -182,6 +203,7 @@ export class Uploader {
       this.remove(upload);
       this.announce(`${upload.name} sent.`);
       this.onUploaded(data.message);
+      this.onCaptionSent(upload.chatId, upload.caption);
       return;
     }
     if (xhr.status === 503 || isRetryable(data)) {
@@ -210,8 +232,37 @@ export class Uploader {
     upload.retries += 1;
   }
 
+  /**
+   * The page is connected again: each upload that failed for want of a connection goes
+   * again by itself, once (failing again the same way, it waits for the next reconnect).
+   */
+  resume() {
+    for (const upload of this.uploads) {
+      if (upload.state !== 'failed' || !upload.auto) continue;
+      this.send(upload);
+    }
+  }
+
+  /** "Dismiss all": every failed row goes at once. */
+  dismissFailed() {
+    for (const upload of [...this.uploads]) {
+      if (upload.state === 'failed') this.remove(upload);
+    }
+    if (this.tray.hidden || !this.tray.contains(document.activeElement)) this.textBox.focus();
+  }
+
+  /** Show "Dismiss all" while more than one row has failed. */
+  renderDismissAll() {
+    const failed = [...this.uploads].filter((upload) => upload.state === 'failed').length;
+    const hadFocus = this.dismissBar.contains(document.activeElement);
+    this.dismissBar.hidden = failed < 2;
+    this.dismissAll.textContent = `Dismiss all ${failed} failed files`;
+    if (hadFocus && this.dismissBar.hidden) this.textBox.focus();
+  }
+
   fail(upload, error, { retry }) {
     upload.state = 'failed';
+    upload.auto = false;
     upload.xhr = null;
     const { parts } = upload;
     parts.li.dataset.state = 'failed';
@@ -226,6 +277,7 @@ export class Uploader {
     parts.actions.replaceChildren(...buttons);
     if (hadFocus) buttons[0].focus();
     this.announce(error);
+    this.renderDismissAll();
   }
 
   cancel(upload) {
@@ -242,6 +294,7 @@ export class Uploader {
     this.uploads.delete(upload);
     upload.parts.li.remove();
     this.tray.hidden = this.uploads.size === 0;
+    this.renderDismissAll();
     if (hadFocus) {
       const other = this.tray.querySelector('button');
       (other || (this.button.disabled ? this.textBox : this.button)).focus();
@@ -258,6 +311,7 @@ export class Uploader {
       size: h('span', { className: 'upload-size', text: formatSize(upload.file.size) }),
       progress: h('progress', { className: 'upload-progress', max: '1', 'aria-labelledby': nameId }),
       note: h('span', { className: 'upload-note' }),
+      caption: h('span', { className: 'upload-caption', text: upload.caption, hidden: !upload.caption }),
       error: h('p', { className: 'upload-error', hidden: true }),
       actions: h('span', { className: 'upload-actions' }),
     };
@@ -268,6 +322,7 @@ export class Uploader {
         'span',
         { className: 'upload-main' },
         h('span', { className: 'upload-title' }, parts.name, parts.where, parts.size),
+        parts.caption,
         h('span', { className: 'upload-bar' }, parts.progress, parts.note),
         parts.error,
       ),
@@ -291,6 +346,7 @@ export class Uploader {
     const cancel = this.actionButton(upload, 'Cancel', () => this.cancel(upload));
     parts.actions.replaceChildren(cancel);
     if (hadFocus) cancel.focus();
+    this.renderDismissAll();
   }
 
   renderWhere(upload) {

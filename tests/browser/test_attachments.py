@@ -256,7 +256,7 @@ def test_files_fit_a_phone_screen(pair, tmp_path):
 
 def test_a_pasted_picture_is_sent_under_a_name_of_its_own(pair):
     """A picture pasted into the text box (a screenshot, say) is sent as
-    pasted-<date>-<time>.png, and the text box keeps what was typed."""
+    pasted-<date>-<time>.png, with what was typed as its caption."""
     alice, bob = pair("kim", "lee")
     composer = alice.get_by_label("Message", exact=True)
     composer.fill("Look at this")
@@ -277,4 +277,5 @@ def test_a_pasted_picture_is_sent_under_a_name_of_its_own(pair):
     thumbnail = bob.locator("#messages").get_by_role("img", name=name)
     expect(thumbnail).to_be_visible()
     wait_until_loaded(bob, thumbnail)
-    expect(composer).to_have_value("Look at this")
+    expect(bob.locator("#messages .message-body")).to_have_text(["Look at this"])
+    expect(composer).to_have_value("")

@@ -113,7 +113,7 @@ def test_the_notification_settings_and_the_offline_page_pass_axe(page_for, schem
     register(fay, f"fay-{scheme}")
     create_channel(fay, f"Choir {scheme}")
     every_message = fay.get_by_role("button", name="Notify every message")
-    sound = fay.get_by_label("Play a sound with notifications")
+    sound = fay.get_by_label("Play a sound for new messages")
     expect(every_message).to_have_attribute("aria-pressed", "false")
     every_message.focus()
     fay.keyboard.press("Enter")
@@ -128,7 +128,7 @@ def test_the_notification_settings_and_the_offline_page_pass_axe(page_for, schem
     expect(fay.get_by_role("button", name="Notify every message")).to_have_attribute(
         "aria-pressed", "true"
     )
-    expect(fay.get_by_label("Play a sound with notifications")).not_to_be_checked()
+    expect(fay.get_by_label("Play a sound for new messages")).not_to_be_checked()
     open_chat(fay, "General Talk")
     expect(fay.get_by_role("button", name="Notify every message")).to_have_attribute(
         "aria-pressed", "false"

@@ -53,7 +53,7 @@ def test_a_direct_message_to_a_hidden_page_notifies_through_the_service_worker(p
     join_channel(dan, "Lunch club")
     open_chat(dan, "General Talk")
     worker = service_worker(dan)
-    expect(dan.get_by_label("Play a sound with notifications")).to_be_checked()
+    expect(dan.get_by_label("Play a sound for new messages")).to_be_checked()
     dan.evaluate(HIDE_TAB, True)
 
     send_message(bob, "Who is in today?")
