@@ -756,3 +756,37 @@ def test_make_cluster_starts_workers_behind_nginx_restarts_a_dead_one_and_stops_
             if supervisor.poll() is None:
                 os.killpg(supervisor.pid, signal.SIGKILL)
                 supervisor.wait()
+
+
+# -- 8. an admin on one worker deactivates someone connected to the other ------------------
+
+
+def test_deactivation_closes_the_persons_sockets_on_every_worker(cluster, people):
+    """bob has a socket on each worker; an admin deactivates him through worker 2: both
+    sockets close at once, and neither worker lets him back in."""
+    first, second = cluster.workers
+    admin = people.register(second, "admin")
+    database = Database(cluster.settings["DATABASE_URL"], str(ROOT), pool_size=1)
+    try:
+        connection = database.connect()
+        with connection.transaction():
+            connection.execute("UPDATE users SET role = 'admin' WHERE id = ?", (admin.id,))
+        database.release(connection)
+    finally:
+        database.close()
+    bob = people.register(first, "bob")
+    bob_on_second = people.on(bob, second)
+    bob.connect()
+    bob_on_second.connect()
+    token = csrf_token(admin.http.get(f"{second.url}/admin").text)
+    response = admin.http.post(
+        f"{second.url}/admin/users/{bob.id}/deactivate",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
+    wait_for(lambda: not bob.sio.connected, "worker 1 closes bob's socket")
+    wait_for(lambda: not bob_on_second.sio.connected, "worker 2 closes bob's socket")
+    assert bob.received("logged_out")
+    for worker in (first, second):
+        assert open_page(bob.http, f"{worker.url}/chats").status_code == 302
