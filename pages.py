@@ -90,5 +90,6 @@ def chats() -> Any:
         "transports": config["SOCKETIO_TRANSPORTS"],
         "max_upload_bytes": config["MAX_UPLOAD_MB"] * 1024 * 1024,
         "thumbnail_px": attachments.THUMBNAIL_SIZE,
+        "default_channel": config["DEFAULT_CHANNEL"],
     }
     return render_template("chats.html", open_chat_id=open_chat_id, settings=settings)

@@ -5,6 +5,7 @@
 import { onOpenChat } from './js/app_shell.js';
 import { ImageViewer } from './js/attachments.js';
 import { ChatList } from './js/chatlist.js';
+import { MembersPanel } from './js/members.js';
 import { Composer } from './js/composer.js';
 import { Conversation } from './js/conversation.js';
 import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
@@ -149,8 +150,23 @@ async function openChat(chatId, { byUser = false } = {}) {
   if (byUser) focusAfterOpen();
 }
 
+const members = new MembersPanel({ root, ask, me, onLeft: (chatId) => chatLeft(chatId) });
+
+/** This user left a channel (here or in another tab): it leaves the list and the screen. */
+function chatLeft(chatId) {
+  if (conversation.chatId === chatId || wantedChatId === chatId) {
+    wantedChatId = null;
+    conversation.showEmpty();
+    enableComposer(false);
+    members.setChat(null);
+    panels.showList();
+  }
+  syncChats();
+}
+
 function afterOpen(chatId, res) {
   if (res.chat) chatList.upsert(res.chat);
+  members.setChat(chatList.get(chatId));
   if (Number.isInteger(res.unread_count)) chatList.setUnread(chatId, res.unread_count);
   enableComposer(true);
   panels.noteOpenChat(chatId);
@@ -226,7 +242,8 @@ channelForm.addEventListener('submit', async (event) => {
   }
   const button = channelForm.querySelector('button[type="submit"]');
   button.disabled = true;
-  const res = await ask('create_channel', { name });
+  const privateBox = channelForm.querySelector('#new-channel-private');
+  const res = await ask('create_channel', { name, private: privateBox.checked });
   button.disabled = false;
   if (!res.ok || !res.chat) {
     setNote(channelError, res.error || 'The channel could not be created.');
@@ -412,6 +429,15 @@ socket.on('message_received_from_another_chat', messageArrived);
 
 socket.on('new_user_sent_message', () => syncChats());
 socket.on('chat_added', () => syncChats());
+socket.on('chat_left', (data) => {
+  if (data && Number.isInteger(data.chat_id)) chatLeft(data.chat_id);
+});
+socket.on('channel_updated', (data) => {
+  if (!data || !data.chat || !chatList.has(data.chat.id)) return;
+  chatList.upsert(data.chat);
+  members.updated(data.chat);
+  if (conversation.chatId === data.chat.id) conversation.titleEl.textContent = chatDisplayName(chatList.get(data.chat.id), me.id);
+});
 
 socket.on('channel_created', (data) => {
   if (data && data.chat) chatList.addJoinable(data.chat);

@@ -132,7 +132,7 @@ export function textLength(text) {
 
 /** The name a chat is shown under; notes to self get " (you)". */
 export function chatDisplayName(chat, myId) {
-  const name = chat && chat.name ? String(chat.name) : 'Unnamed chat';
+  const name = chat && (chat.display_name || chat.name) ? String(chat.display_name || chat.name) : 'Unnamed chat';
   if (chat && chat.kind === 'direct' && chat.partner_id === myId) return `${name} (you)`;
   return name;
 }
