@@ -253,6 +253,7 @@ channelForm.addEventListener('submit', async (event) => {
   setNote(channelError, '');
   channelInput.removeAttribute('aria-invalid');
   channelInput.value = '';
+  privateBox.checked = false;
   chatList.upsert(res.chat, { toTop: true });
   openChat(res.chat.id, { byUser: true });
 });

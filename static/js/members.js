@@ -113,7 +113,7 @@ export class MembersPanel {
       'li',
       { className: `member${member.online ? ' is-online' : ''}`, dataset: { userId: String(member.id) } },
       h('span', { className: 'member-avatar' },
-        buildAvatar({ name, url: member.avatar_url }),
+        buildAvatar({ name, url: member.avatar_url, size: 'medium' }),
         h('span', { className: 'presence-dot', 'aria-hidden': 'true', hidden: !member.online })),
       h('span', { className: 'member-text' },
         h('span', { className: 'member-name', text: name }),
