@@ -83,7 +83,11 @@ def deliver_message(
     if first_of_direct_chat:
         partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
         if partner_id != message["sender_id"]:
-            sender = {"id": message["sender_id"], "username": message["sender_name"]}
+            sender = {
+                "id": message["sender_id"],
+                "username": message["sender_name"],
+                "display_name": message.get("sender_display_name"),
+            }
             # The chat's first message: the partner has it unread, and nothing else yet.
             chat = serialize_new_direct_chat(chat_id, sender, unread_count=1)
             socketio.emit(

@@ -48,8 +48,18 @@ export class MembersPanel {
     this.closeButton = root.querySelector('#members-close');
     this.defaultChannel = (root.dataset.defaultChannel || '').toLowerCase();
 
-    this.button.addEventListener('click', () => (this.panel.hidden ? this.show() : this.hide()));
-    this.closeButton.addEventListener('click', () => this.hide());
+    this.button.addEventListener('click', () => {
+      if (!this.panel.hidden) {
+        this.hide();
+        return;
+      }
+      this.show();
+      this.closeButton.focus();
+    });
+    this.closeButton.addEventListener('click', () => {
+      this.hide();
+      this.button.focus();
+    });
     this.inviteForm.addEventListener('submit', (event) => {
       event.preventDefault();
       this.invite();

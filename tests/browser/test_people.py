@@ -86,14 +86,22 @@ def test_a_private_channel_invitation_member_list_topic_and_leaving(page_for):
     expect(bob.locator("#chat-title")).to_have_text("No chat open")
 
 
-def test_the_default_channel_offers_no_leave(page_for):
-    page = page_for("carol")
+def test_the_member_list_on_a_phone_and_no_leaving_the_default_channel(page_for):
+    """On a phone: the default channel's topic under its title and its member list, which
+    offers no Leave; nothing scrolls sideways."""
+    page = page_for("carol", **PHONE)
     register(page, "carol")
     open_chat(page, "General Talk")
     page.get_by_role("button", name="Members").click()
     panel = members_panel(page)
     expect(panel.locator(".member-name")).to_have_text(["carol"])
+    expect(panel.locator(".role-tag")).to_have_text("admin")
     expect(panel.get_by_role("button", name="Leave this channel")).to_be_hidden()
+    panel.get_by_label("Topic").fill("Say hello here")
+    panel.get_by_role("button", name="Save").click()
+    expect(page.locator("#chat-topic")).to_have_text("Say hello here")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(page, "members-phone")
 
 
 def picture_file(folder: Path) -> Path:
