@@ -50,14 +50,15 @@ def _member_channel(chat_id: int, user_id: int) -> dict[str, Any]:
 
 @event("invite_to_channel", "CHANNEL_CHANGE_RATE_LIMIT")
 def invite_to_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A member adds someone to a channel; every tab of theirs gets it at once."""
+    """A member adds someone to a channel; every tab of theirs gets it at once. Inviting a
+    member again changes nothing (a retried invitation is harmless)."""
     chat_id = check_id(payload.get("chat_id"))
     invitee_id = check_id(payload.get("user_id"), "user_id")
     _member_channel(chat_id, user_id)
     if db_commands.get_role(invitee_id) is None:
         raise ValidationError("There is no such person.")
     if not db_commands.insert_invited_member(chat_id, invitee_id):
-        raise ValidationError("This person is a member already.")
+        return {}
     broadcast.move_user_sockets(invitee_id, chat_id, joined=True)
     chat = serialize_chat(db_commands.get_chat_for_member(chat_id, invitee_id))
     current_app.extensions["socketio"].emit("chat_added", {"chat": chat}, to=user_room(invitee_id))

@@ -301,9 +301,17 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
     bob.connect()
 
     chat_id = open_direct_chat(alice, bob)  # an HTTP request on worker 1
+    first_message = send(alice, chat_id, "the first message")
     wait_for(
-        lambda: any(added["chat"]["id"] == chat_id for added in bob.received("chat_added")),
-        "bob, on worker 2, hears of the direct chat alice opened on worker 1",
+        lambda: any(e["message"] == first_message for e in bob.received("new_user_sent_message")),
+        "bob, on worker 2, hears of the direct chat with its first message from worker 1",
+    )
+    wait_for(
+        lambda: (
+            {"chat_id": chat_id, "message": first_message}
+            in bob.received("message_received_from_another_chat")
+        ),
+        "bob's socket on worker 2 joined the chat's room when alice opened it on worker 1",
     )
     talk_live(alice, bob, chat_id, "hello from worker 1", "hello from worker 2")
 
@@ -313,7 +321,7 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
 
     name = f"ops-{new_id()[:6]}"
     channel = bob.call("create_channel", {"name": name})["chat"]["id"]
-    announced = {"chat": {"id": channel, "kind": "channel", "name": name}}
+    announced = {"chat": {"id": channel, "kind": "channel", "name": name, "topic": ""}}
     wait_for(
         lambda: announced in alice.received("channel_created"),
         "alice, on worker 1, sees the channel bob created on worker 2",
@@ -348,6 +356,7 @@ def test_presence_and_the_online_count_agree_across_workers(cluster, people):
     carol = people.register(second, "carol")
     chat_id = open_direct_chat(alice, carol)
     alice.connect()
+    send(alice, chat_id, "are you there?")  # from now on the chat is in carol's list too
     listed = alice.call("list_chats")
     assert listed["online_count"] == 1
     assert next(c for c in listed["chats"] if c["id"] == chat_id)["partner_online"] is False

@@ -52,10 +52,13 @@ def test_a_private_channel_invitation_member_list_topic_and_leaving(page_for):
     shows both online with bob's role, a topic reaches both headers, and bob leaves."""
     alice, bob = meet(page_for, "alice", "bob")
     alice.get_by_label("New channel").fill("Secret plans")
-    alice.get_by_label("Private: members invite others").check()
+    private = alice.get_by_role("button", name="Private", exact=True)
+    private.click()
+    expect(private).to_have_attribute("aria-pressed", "true")
     alice.get_by_role("button", name="Create").click()
     expect(alice.locator("#chat-title")).to_have_text("Secret plans")
     wait_until_history_is_loaded(alice)
+    expect(private).to_have_attribute("aria-pressed", "false")
     expect(chat_in_list(alice, "Secret plans")).to_have_accessible_name(
         re.compile(r"^Private channel Secret plans")
     )
