@@ -227,6 +227,11 @@ async function askForChats() {
 const channelForm = root.querySelector('#new-channel-form');
 const channelInput = root.querySelector('#new-channel-name');
 const channelError = root.querySelector('#new-channel-error');
+const privateToggle = root.querySelector('#new-channel-private');
+privateToggle.addEventListener('click', () => {
+  const on = privateToggle.getAttribute('aria-pressed') !== 'true';
+  privateToggle.setAttribute('aria-pressed', String(on));
+});
 
 channelForm.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -242,8 +247,8 @@ channelForm.addEventListener('submit', async (event) => {
   }
   const button = channelForm.querySelector('button[type="submit"]');
   button.disabled = true;
-  const privateBox = channelForm.querySelector('#new-channel-private');
-  const res = await ask('create_channel', { name, private: privateBox.checked });
+  const isPrivate = privateToggle.getAttribute('aria-pressed') === 'true';
+  const res = await ask('create_channel', { name, private: isPrivate });
   button.disabled = false;
   if (!res.ok || !res.chat) {
     setNote(channelError, res.error || 'The channel could not be created.');
@@ -253,7 +258,7 @@ channelForm.addEventListener('submit', async (event) => {
   setNote(channelError, '');
   channelInput.removeAttribute('aria-invalid');
   channelInput.value = '';
-  privateBox.checked = false;
+  privateToggle.setAttribute('aria-pressed', 'false');
   chatList.upsert(res.chat, { toTop: true });
   openChat(res.chat.id, { byUser: true });
 });
