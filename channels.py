@@ -31,7 +31,7 @@ from helpers import (
 )
 from messaging import NOT_A_MEMBER, access_chat
 
-NO_SUCH_CHANNEL = "This channel does not exist."
+NOT_A_CHANNEL = "This is a direct chat, not a channel."
 
 
 def is_default_channel(channel: Mapping[str, Any]) -> bool:
@@ -40,11 +40,12 @@ def is_default_channel(channel: Mapping[str, Any]) -> bool:
 
 
 def _member_channel(chat_id: int, user_id: int) -> dict[str, Any]:
-    """The channel, checked to exist and have this user as a member."""
+    """The channel, checked to have this user as a member (strangers hear what they hear
+    of a chat that does not exist) and to be a channel."""
+    access_chat(chat_id, user_id)
     channel = db_commands.get_channel(chat_id)
     if channel is None:
-        raise ValidationError(NO_SUCH_CHANNEL)
-    access_chat(chat_id, user_id)
+        raise ValidationError(NOT_A_CHANNEL)
     return channel
 
 

@@ -138,7 +138,7 @@ def test_bad_payloads_get_clear_errors(alice, bob):
         ),
         ("invite_to_channel", {"chat_id": chat["id"], "user_id": 999}, "There is no such person."),
         ("leave_channel", {"chat_id": True}, "chat_id must be a positive integer."),
-        ("leave_channel", {"chat_id": 999}, "This channel does not exist."),
+        ("leave_channel", {"chat_id": 999}, "This chat does not exist or you are not in it."),
         ("create_channel", {"name": "P", "private": "yes"}, "private must be true or false."),
         ("list_members", [], "The request must be a JSON object."),
     ]:
@@ -180,3 +180,9 @@ def test_display_names_and_pictures_travel_with_messages_and_members(alice, bob,
     assert response.status_code == 400
     assert bob.http.post("/settings/name", data={"display_name": ""}).status_code == 303
     assert bob.send(chat, "again")["sender_display_name"] == "bob"
+
+
+def test_a_direct_chat_is_not_a_channel(alice, bob, chat):
+    for event in ("leave_channel", "update_channel"):
+        ack = alice.call(event, {"chat_id": chat, "topic": "x"})
+        assert ack == {"ok": False, "error": "This is a direct chat, not a channel."}
