@@ -17,7 +17,11 @@ import { ConnectionStatus } from './js/status.js';
 import { Uploader } from './js/uploads.js';
 
 const root = document.getElementById('chat-app');
-const me = { id: Number(root.dataset.userId), username: root.dataset.username || '' };
+const me = {
+  id: Number(root.dataset.userId),
+  username: root.dataset.username || '',
+  displayName: root.dataset.displayName || root.dataset.username || '',
+};
 // The server's limits (MAX_MESSAGE_LENGTH, MAX_UPLOAD_MB, the channel name's), from the page.
 const maxMessageLength = Number(root.dataset.maxMessageLength);
 const maxUploadBytes = Number(root.dataset.maxUploadBytes);

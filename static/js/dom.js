@@ -171,7 +171,7 @@ export function previewText(message, myId, kind) {
   if (message.attachment) body = `📎 ${body || shownFileName(message.attachment.name)}`;
   if (body.length > 120) body = `${body.slice(0, 120)}…`;
   if (message.sender_id === myId) return `You: ${body}`;
-  if (kind === 'channel') return `${message.sender_name}: ${body}`;
+  if (kind === 'channel') return `${message.sender_display_name || message.sender_name}: ${body}`;
   return body;
 }
 

@@ -82,7 +82,7 @@ export class Notifier {
     const hidden = document.visibilityState === 'hidden';
     if (!shouldNotify(message, { chat, me: this.me, openChatId, hidden })) return;
     const name = chatDisplayName(chat, this.me.id);
-    const title = chat.kind === 'channel' ? `${message.sender_name} in ${name}` : name;
+    const title = chat.kind === 'channel' ? `${message.sender_display_name || message.sender_name} in ${name}` : name;
     const options = {
       body: previewText(message, this.me.id, 'direct'),
       tag: `chat-${chat.id}`,
