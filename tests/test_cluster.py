@@ -799,3 +799,51 @@ def test_deactivation_closes_the_persons_sockets_on_every_worker(cluster, people
     assert bob.received("logged_out")
     for worker in (first, second):
         assert open_page(bob.http, f"{worker.url}/chats").status_code == 302
+
+
+def test_an_invitation_and_a_leaving_reach_sockets_on_the_other_worker(cluster, people):
+    """alice invites bob, whose sockets are on both workers, into a private channel: both
+    join its room at once; he leaves through worker 1, and his socket on worker 2 hears no
+    more of it."""
+    first, second = cluster.workers
+    alice = people.register(first, "alice")
+    bob = people.register(first, "bob")
+    bob_on_second = people.on(bob, second)
+    for person in (alice, bob, bob_on_second):
+        person.connect()
+    name = f"inner-{new_id()[:6]}"
+    channel = alice.call("create_channel", {"name": name, "private": True})["chat"]["id"]
+    assert alice.call("invite_to_channel", {"chat_id": channel, "user_id": bob.id}) == {"ok": True}
+    for socket in (bob, bob_on_second):
+        wait_for(
+            lambda s=socket: any(a["chat"]["id"] == channel for a in s.received("chat_added")),
+            f"{socket.server.url} tells bob he is in the channel",
+        )
+    hello = send(alice, channel, "welcome, bob")
+    for socket in (bob, bob_on_second):
+        wait_for(
+            lambda s=socket: (
+                {"chat_id": channel, "message": hello}
+                in s.received("message_received_from_another_chat")
+            ),
+            f"bob's socket on {socket.server.url} is in the channel's room",
+        )
+
+    assert bob.call("leave_channel", {"chat_id": channel}) == {"ok": True}
+    wait_for(
+        lambda: {"chat_id": channel} in bob_on_second.received("chat_left"),
+        "worker 2 tells bob's other socket he left",
+    )
+    after = send(alice, channel, "after bob left")
+    marker = send(alice, open_direct_chat(alice, bob), "a direct message after that")
+    wait_for(
+        lambda: any(
+            e["message"] == marker for e in bob_on_second.received("new_user_sent_message")
+        ),
+        "bob's socket on worker 2 gets what came after",
+    )
+    for socket in (bob, bob_on_second):
+        assert all(
+            e["message"]["id"] != after["id"]
+            for e in socket.received("message_received_from_another_chat")
+        ), "nothing of the channel reaches bob after he left"
