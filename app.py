@@ -24,10 +24,12 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import admin
 import app_shell
 import auth
 import backup
 import broadcast
+import channels  # noqa: F401  (its Socket.IO events, registered below)
 import db_commands
 import errors
 import events
@@ -37,9 +39,12 @@ import pages
 import passwords
 import presence
 import private_files
+import profiles
 import serving
+import sign_in_links
 import socket_budget
 import socket_frames
+import user_commands
 from extensions import csrf, server_session, socketio
 from helpers import IdConverter
 from login_sessions import LoginSessions
@@ -104,6 +109,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(errors.bp)
+    app.register_blueprint(profiles.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(sign_in_links.bp)
+    user_commands.init_app(app)
     https_pages.init_app(app)
     app_shell.init_app(app)
     return app

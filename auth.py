@@ -15,11 +15,12 @@ from flask import (
     url_for,
 )
 
+import accounts
 import broadcast
 import db_commands
 import login_devices
 import passwords
-from errors import next_arg
+from errors import apology, next_arg
 from extensions import limit
 from helpers import (
     MAX_USERNAME_LENGTH,
@@ -47,6 +48,8 @@ def load_user() -> None:
     """``g.user`` for the session's user, or None; a session of a deleted user ends."""
     user_id = session.get("user_id")
     g.user = db_commands.get_user(user_id) if user_id is not None else None
+    if g.user is not None and not accounts.is_current_login(session, g.user):
+        g.user = None  # made before a password change
     if user_id is not None and g.user is None:
         session.clear()
 
@@ -55,7 +58,10 @@ def load_user() -> None:
 def inject_user() -> dict[str, Any]:
     """``current_user`` for every template."""
     user = g.get("user")
-    return {"current_user": {"id": user["id"], "username": user["username"]} if user else None}
+    if user is None:
+        return {"current_user": None}
+    fields = ("id", "username", "display_name", "role")
+    return {"current_user": {field: user[field] for field in fields}}
 
 
 @bp.context_processor
@@ -73,8 +79,13 @@ def inject_limits() -> dict[str, Any]:
 @limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], methods=["POST"])
 def register() -> Any:
     """The form, or a new account and its first login."""
+    invite = request.values.get("invite", "")
+    if not accounts.may_register(invite):
+        return apology(403, accounts.REGISTRATION_CLOSED)
     if request.method == "GET":
-        return render_template("register.html", username="", errors={}, next=next_arg())
+        return render_template(
+            "register.html", username="", errors={}, next=next_arg(), invite=invite
+        )
     errors: dict[str, str] = {}
     raw_username = request.form.get("username", "")
     try:
@@ -99,9 +110,9 @@ def register() -> Any:
             errors["username"] = "This username is taken."
     if errors:
         return render_template(
-            "register.html", username=raw_username, errors=errors, next=next_arg()
+            "register.html", username=raw_username, errors=errors, next=next_arg(), invite=invite
         ), 400
-    _log_in(user_id)
+    log_in(user_id)
     return _redirect_after_login(username)
 
 
@@ -133,7 +144,10 @@ def login() -> Any:
     if not passwords.is_correct(stored_hash, password, method):
         errors = {"form": "Wrong username or password."}
         return render_template("login.html", username=username, errors=errors, next=next_arg()), 400
-    _log_in(user["id"])
+    if user["deactivated_at"] is not None:
+        errors = {"form": "This account is deactivated. Ask an admin of this chat."}
+        return render_template("login.html", username=username, errors=errors, next=next_arg()), 403
+    log_in(user["id"])
     return _redirect_after_login(username)
 
 
@@ -147,7 +161,7 @@ def logout() -> Any:
     return redirect(url_for("auth.login"), 303)
 
 
-def _log_in(user_id: int) -> None:
+def log_in(user_id: int) -> None:
     """Start a fresh session for ``user_id`` under a new session id (no fixation). The login
     session it replaces (a login on a browser already logged in) ends with its sockets."""
     replaced = None
@@ -156,7 +170,9 @@ def _log_in(user_id: int) -> None:
         replaced = session_key(cookie)
     session.clear()
     session["user_id"] = user_id
+    session["login_generation"] = db_commands.get_user(user_id)["login_generation"]
     current_app.session_interface.regenerate(session)
+    db_commands.update_last_seen(user_id)
     if replaced:
         broadcast.close_session_sockets(replaced)
 

@@ -48,6 +48,18 @@ def open_chat(chat_id: int) -> None:
     join_room(view_room(chat_id))
 
 
+def move_user_sockets(user_id: int, chat_id: int, joined: bool) -> None:
+    """Put every open socket of a user, on any worker, in the chat's room (joined), or take
+    them out of both its rooms."""
+    server = current_app.extensions["socketio"].server
+    for sid in current_app.extensions["presence"].store.sockets_of_user(user_id):
+        if joined:
+            server.enter_room(sid, chat_room(chat_id))
+        else:
+            server.leave_room(sid, chat_room(chat_id))
+            server.leave_room(sid, view_room(chat_id))
+
+
 def deliver_message(
     message: dict[str, Any], first_of_direct_chat: bool = False, skip_sid: str | None = None
 ) -> None:
@@ -71,7 +83,11 @@ def deliver_message(
     if first_of_direct_chat:
         partner_id = db_commands.get_chat_for_member(chat_id, message["sender_id"])["partner_id"]
         if partner_id != message["sender_id"]:
-            sender = {"id": message["sender_id"], "username": message["sender_name"]}
+            sender = {
+                "id": message["sender_id"],
+                "username": message["sender_name"],
+                "display_name": message.get("sender_display_name"),
+            }
             # The chat's first message: the partner has it unread, and nothing else yet.
             chat = serialize_new_direct_chat(chat_id, sender, unread_count=1)
             socketio.emit(

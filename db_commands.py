@@ -32,8 +32,10 @@ _NO_UPPER_BOUND = 2**63 - 1
 
 # The columns of a message on the wire, with its sender's name and its attachment.
 _MESSAGE_SELECT = """
-    SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name, m.body, m.created_at,
-           m.client_id, m.attachment_id, a.original_name AS attachment_name,
+    SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name,
+           COALESCE(u.display_name, u.username) AS sender_display_name,
+           u.avatar_version AS sender_avatar_version, m.body, m.created_at, m.client_id,
+           m.attachment_id, a.original_name AS attachment_name,
            a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size,
            a.width AS attachment_width, a.height AS attachment_height
     FROM messages AS m
@@ -46,12 +48,16 @@ _MESSAGE_SELECT = """
 # 200 chats costs one query, not one per chat.
 _CHAT_SELECT = """
     SELECT c.id, c.kind, c.name AS channel_name, c.last_message_id,
-           cm.last_read_message_id AS last_read_id,
+           c.private, c.topic, cm.last_read_message_id AS last_read_id,
            p.id AS partner_id, p.username AS partner_name,
+           COALESCE(p.display_name, p.username) AS partner_display_name,
+           p.avatar_version AS partner_avatar_version,
            (SELECT COUNT(*) FROM messages AS x
              WHERE x.chat_id = c.id AND x.id > cm.last_read_message_id
                AND x.sender_id != cm.user_id) AS unread_count,
            lm.sender_id AS last_sender_id, lu.username AS last_sender_name,
+           COALESCE(lu.display_name, lu.username) AS last_sender_display_name,
+           lu.avatar_version AS last_sender_avatar_version,
            lm.body AS last_body, lm.created_at AS last_created_at,
            lm.client_id AS last_client_id, lm.attachment_id AS last_attachment_id,
            la.original_name AS last_attachment_name,
@@ -87,6 +93,12 @@ _NEWEST_ACTIVITY_FIRST = """
              CASE WHEN COALESCE(c.last_message_id, 0) > cm.joined_after_message_id
                   THEN 0 ELSE cm.joined_at END DESC,
              c.id DESC
+"""
+
+# A direct chat enters the partner's list with its first message; the one who opened it
+# sees it at once. Both are members from the start, so either can open it.
+_DIRECT_CHAT_SHOWN = """
+    AND NOT (c.kind = 'direct' AND c.last_message_id IS NULL AND c.created_by <> cm.user_id)
 """
 
 # -- units of work and the connection lifecycle ---------------------------------------
@@ -159,9 +171,11 @@ def init_app(app: Flask) -> Database:
 
 
 @write
-def insert_user(username: str, password_hash: str, default_channel: str) -> int:
-    """Create a user who is a member of the default channel; raise IntegrityError if the
-    name is taken (in any case)."""
+def insert_user(
+    username: str, password_hash: str, default_channel: str, make_admin: bool = False
+) -> int:
+    """Create a user who is a member of the default channel, an admin if they are the first
+    account (or ``make_admin``); raise IntegrityError if the name is taken (in any case)."""
     db = get_db()
     now = now_ms()
     with db.transaction():
@@ -177,20 +191,34 @@ def insert_user(username: str, password_hash: str, default_channel: str) -> int:
             + """ FROM chats WHERE kind = 'channel' AND lower(name) = lower(?)""",
             (user_id, now, default_channel),
         )
+        # The first account is the admin: one row to claim, so two at once cannot both.
+        claimed = db.execute(
+            "UPDATE site SET first_user_id = ? WHERE id = 1 AND first_user_id IS NULL",
+            (user_id,),
+        ).rowcount
+        if claimed or make_admin:
+            db.execute("UPDATE users SET role = 'admin' WHERE id = ?", (user_id,))
     return user_id
 
 
 @read
 def get_user(user_id: int) -> dict[str, Any] | None:
-    """One user's public fields and the chat they had open last, or None."""
-    return get_db().one("SELECT id, username, last_chat_id FROM users WHERE id = ?", (user_id,))
+    """One active user's public fields, role, login generation and the chat they had open
+    last; None for an unknown or deactivated user."""
+    return get_db().one(
+        """SELECT id, username, COALESCE(display_name, username) AS display_name,
+                  avatar_version, role, login_generation, last_chat_id
+           FROM users WHERE id = ? AND deactivated_at IS NULL""",
+        (user_id,),
+    )
 
 
 @read
 def get_user_credentials(username: str) -> dict[str, Any] | None:
     """The id and password hash of the user with this name (any case), or None."""
     return get_db().one(
-        "SELECT id, username, password_hash FROM users WHERE lower(username) = lower(?)",
+        """SELECT id, username, password_hash, deactivated_at FROM users
+           WHERE lower(username) = lower(?)""",
         (username,),
     )
 
@@ -200,8 +228,8 @@ def list_users_matching(query: str, limit: int) -> list[dict[str, Any]]:
     """Users whose name contains ``query`` (any case), names starting with it first."""
     escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return get_db().all(
-        """SELECT id, username FROM users
-           WHERE lower(username) LIKE ? ESCAPE '\\'
+        """SELECT id, username, COALESCE(display_name, username) AS display_name FROM users
+           WHERE lower(username) LIKE ? ESCAPE '\\' AND deactivated_at IS NULL
            ORDER BY lower(username) LIKE ? ESCAPE '\\' DESC, lower(username), id
            LIMIT ?""",
         (f"%{escaped}%", f"{escaped}%", limit),
@@ -239,16 +267,16 @@ def get_or_insert_direct_chat(user_id: int, partner_id: int) -> tuple[int, bool]
 
 
 @write
-def insert_channel(name: str, created_by: int) -> int:
+def insert_channel(name: str, created_by: int, private: bool = False, topic: str = "") -> int:
     """Create a channel with its creator as member; raise IntegrityError if the name is
     taken (in any case)."""
     db = get_db()
     now = now_ms()
     with db.transaction():
         chat_id = db.scalar(
-            "INSERT INTO chats (kind, name, created_by, created_at) "
-            "VALUES ('channel', ?, ?, ?) RETURNING id",
-            (name, created_by, now),
+            "INSERT INTO chats (kind, name, created_by, created_at, private, topic) "
+            "VALUES ('channel', ?, ?, ?, ?, ?) RETURNING id",
+            (name, created_by, now, private, topic),
         )
         db.execute(_INSERT_MEMBER, (chat_id, created_by, now))
     return chat_id
@@ -271,9 +299,10 @@ def insert_channel_member(chat_id: int, user_id: int) -> bool:
 
 @read
 def get_channel(chat_id: int) -> dict[str, Any] | None:
-    """A channel's id and name, or None when no channel has this id."""
+    """A channel's id, name, privacy and topic, or None when no channel has this id."""
     return get_db().one(
-        "SELECT id, kind, name FROM chats WHERE id = ? AND kind = 'channel'", (chat_id,)
+        "SELECT id, kind, name, private, topic FROM chats WHERE id = ? AND kind = 'channel'",
+        (chat_id,),
     )
 
 
@@ -300,7 +329,7 @@ def get_chat_for_member(chat_id: int, user_id: int) -> dict[str, Any] | None:
 def list_chats_for_member(user_id: int) -> list[dict[str, Any]]:
     """Every chat of a user with its unread count and last message, newest activity first."""
     return get_db().all(
-        _CHAT_SELECT + " WHERE cm.user_id = ?" + _NEWEST_ACTIVITY_FIRST,
+        _CHAT_SELECT + " WHERE cm.user_id = ?" + _DIRECT_CHAT_SHOWN + _NEWEST_ACTIVITY_FIRST,
         (user_id,),
     )
 
@@ -330,7 +359,7 @@ def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
     """Channels the user is not a member of, by name."""
     return get_db().all(
         """SELECT c.id, c.name FROM chats AS c
-           WHERE c.kind = 'channel' AND NOT EXISTS (
+           WHERE c.kind = 'channel' AND NOT c.private AND NOT EXISTS (
                SELECT 1 FROM chat_members AS cm WHERE cm.chat_id = c.id AND cm.user_id = ?)
            ORDER BY lower(c.name), c.id""",
         (user_id,),
@@ -349,6 +378,10 @@ _INSERT_MESSAGE = """
     ON CONFLICT (sender_id, client_id) DO NOTHING
     RETURNING id, chat_id, sender_id,
               (SELECT u.username FROM users AS u WHERE u.id = messages.sender_id) AS sender_name,
+              (SELECT COALESCE(u.display_name, u.username) FROM users AS u
+                WHERE u.id = messages.sender_id) AS sender_display_name,
+              (SELECT u.avatar_version FROM users AS u
+                WHERE u.id = messages.sender_id) AS sender_avatar_version,
               body, created_at, client_id, attachment_id
 """
 
@@ -530,6 +563,207 @@ def update_last_read(chat_id: int, user_id: int, last_read_id: int) -> int:
             "SELECT last_read_message_id FROM chat_members WHERE chat_id = ? AND user_id = ?",
             (chat_id, user_id),
         )
+
+
+# -- people, channels' members and administration ---------------------------------------
+
+
+@read
+def get_role(user_id: int) -> str | None:
+    """An active user's role (``admin`` or ``member``), or None."""
+    return get_db().scalar(
+        "SELECT role FROM users WHERE id = ? AND deactivated_at IS NULL", (user_id,)
+    )
+
+
+@read
+def get_user_by_name(username: str) -> dict[str, Any] | None:
+    """Any user with this name (any case), deactivated or not, or None."""
+    return get_db().one(
+        """SELECT id, username, role, deactivated_at FROM users
+           WHERE lower(username) = lower(?)""",
+        (username,),
+    )
+
+
+@read
+def get_account(user_id: int) -> dict[str, Any] | None:
+    """Any user by id, deactivated or not, with role and state, or None."""
+    return get_db().one(
+        "SELECT id, username, role, deactivated_at FROM users WHERE id = ?", (user_id,)
+    )
+
+
+@read
+def list_users_for_admin() -> list[dict[str, Any]]:
+    """Every user with role, state and last activity, by name."""
+    return get_db().all(
+        """SELECT id, username, COALESCE(display_name, username) AS display_name, role,
+                  created_at, deactivated_at, last_seen_at
+           FROM users ORDER BY lower(username), id"""
+    )
+
+
+@write
+def update_deactivated(user_id: int, deactivated: bool) -> bool:
+    """Deactivate or reactivate a user; False when nothing changed (unknown, or already so)."""
+    if deactivated:
+        sql = "UPDATE users SET deactivated_at = ? WHERE id = ? AND deactivated_at IS NULL"
+        return get_db().execute(sql, (now_ms(), user_id)).rowcount == 1
+    sql = "UPDATE users SET deactivated_at = NULL WHERE id = ? AND deactivated_at IS NOT NULL"
+    return get_db().execute(sql, (user_id,)).rowcount == 1
+
+
+@write
+def update_role(user_id: int, role: str) -> bool:
+    """Set a user's role; False for an unknown user."""
+    return get_db().execute("UPDATE users SET role = ? WHERE id = ?", (role, user_id)).rowcount == 1
+
+
+@write_soon
+def update_last_seen(user_id: int) -> None:
+    """Note a user's last activity (a login, a socket opened)."""
+    get_db().execute("UPDATE users SET last_seen_at = ? WHERE id = ?", (now_ms(), user_id))
+
+
+@read
+def get_password_hash(user_id: int) -> str | None:
+    """The password hash of a user, or None."""
+    return get_db().scalar("SELECT password_hash FROM users WHERE id = ?", (user_id,))
+
+
+@write
+def update_password(user_id: int, password_hash: str) -> int:
+    """Store a new password hash and move the login generation on (every session made
+    before ends); return the new generation."""
+    db = get_db()
+    with db.transaction():
+        db.execute(
+            """UPDATE users SET password_hash = ?, login_generation = login_generation + 1
+               WHERE id = ?""",
+            (password_hash, user_id),
+        )
+        return db.scalar("SELECT login_generation FROM users WHERE id = ?", (user_id,))
+
+
+@write
+def update_display_name(user_id: int, display_name: str | None) -> None:
+    """Set a user's display name (None: their username)."""
+    get_db().execute("UPDATE users SET display_name = ? WHERE id = ?", (display_name, user_id))
+
+
+@write
+def update_avatar(user_id: int, picture: bytes | None) -> None:
+    """Store a user's picture (a small PNG; None removes it); its version moves, so the
+    browser fetches the new one."""
+    get_db().execute(
+        "UPDATE users SET avatar = ?, avatar_version = avatar_version + 1 WHERE id = ?",
+        (picture, user_id),
+    )
+
+
+@read
+def get_avatar(user_id: int) -> bytes | None:
+    """A user's picture, or None."""
+    value = get_db().scalar("SELECT avatar FROM users WHERE id = ?", (user_id,))
+    return bytes(value) if value is not None else None
+
+
+@read
+def get_site() -> dict[str, Any]:
+    """The site's registration (``open``, ``closed``, ``invite``) and its invite token."""
+    return get_db().one("SELECT registration, invite_token FROM site WHERE id = 1")
+
+
+@write
+def update_registration(registration: str, invite_token: str | None) -> None:
+    """Set the site's registration and its invite token."""
+    get_db().execute(
+        "UPDATE site SET registration = ?, invite_token = ? WHERE id = 1",
+        (registration, invite_token),
+    )
+
+
+@write
+def insert_sign_in_link(user_id: int, token_hash: str, expires_at: int) -> None:
+    """Store a one-time sign-in link (by its hash)."""
+    get_db().execute(
+        """INSERT INTO sign_in_links (token_hash, user_id, created_at, expires_at)
+           VALUES (?, ?, ?, ?)""",
+        (token_hash, user_id, now_ms(), expires_at),
+    )
+
+
+@read
+def get_sign_in_link(token_hash: str) -> dict[str, Any] | None:
+    """An unused, unexpired sign-in link with its active user's name, or None."""
+    return get_db().one(
+        """SELECT l.user_id, u.username FROM sign_in_links AS l
+           JOIN users AS u ON u.id = l.user_id AND u.deactivated_at IS NULL
+           WHERE l.token_hash = ? AND l.used_at IS NULL AND l.expires_at > ?""",
+        (token_hash, now_ms()),
+    )
+
+
+@write
+def update_sign_in_link_used(token_hash: str) -> int | None:
+    """Use a sign-in link once: its active user's id, or None if it is unknown, used,
+    expired or its user deactivated. Two uses at once: one wins."""
+    db = get_db()
+    with db.transaction():
+        link = get_sign_in_link(token_hash)
+        if link is None:
+            return None
+        used = db.execute(
+            "UPDATE sign_in_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+            (now_ms(), token_hash),
+        ).rowcount
+        return link["user_id"] if used else None
+
+
+@write
+def update_channel(chat_id: int, name: str | None, topic: str | None) -> None:
+    """Rename a channel and/or set its topic (None leaves it); IntegrityError if the name
+    is taken."""
+    db = get_db()
+    with db.transaction():
+        if name is not None:
+            db.execute("UPDATE chats SET name = ? WHERE id = ?", (name, chat_id))
+        if topic is not None:
+            db.execute("UPDATE chats SET topic = ? WHERE id = ?", (topic, chat_id))
+
+
+@write
+def insert_invited_member(chat_id: int, user_id: int) -> bool:
+    """Add an active user to a channel (as ``insert_channel_member``); False if they are a
+    member already or deactivated."""
+    if get_role(user_id) is None:
+        return False
+    return insert_channel_member(chat_id, user_id)
+
+
+@write
+def delete_channel_member(chat_id: int, user_id: int) -> bool:
+    """Take a user out of a channel; False if they were not in it."""
+    cursor = get_db().execute(
+        """DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?
+           AND chat_id IN (SELECT id FROM chats WHERE kind = 'channel')""",
+        (chat_id, user_id),
+    )
+    return cursor.rowcount == 1
+
+
+@read
+def list_members(chat_id: int) -> list[dict[str, Any]]:
+    """The active members of a chat with their names, pictures and roles, by name."""
+    return get_db().all(
+        """SELECT u.id, u.username, COALESCE(u.display_name, u.username) AS display_name,
+                  u.avatar_version, u.role
+           FROM chat_members AS cm JOIN users AS u ON u.id = cm.user_id
+           WHERE cm.chat_id = ? AND u.deactivated_at IS NULL
+           ORDER BY lower(COALESCE(u.display_name, u.username)), u.id""",
+        (chat_id,),
+    )
 
 
 # -- backup and restore (backup.py) -------------------------------------------------------

@@ -12,6 +12,7 @@ from flask import current_app, request, session
 from flask_socketio import SocketIO, emit
 from limits import parse as parse_limit
 
+import accounts
 import broadcast
 import db_commands
 import messaging
@@ -21,6 +22,7 @@ from helpers import (
     check_channel_name,
     check_id,
     check_optional_id,
+    check_topic,
     serialize_chat,
     serialize_message,
     user_room,
@@ -70,8 +72,9 @@ def on_connect(_auth: Any = None) -> None:
     """Refuse a socket without a logged-in user; put the others in their rooms."""
     user_id = session.get("user_id")
     user = db_commands.get_user(user_id) if isinstance(user_id, int) else None
-    if user is None:
+    if user is None or not accounts.is_current_login(session, user):
         raise ConnectionRefusedError("Please log in.")
+    db_commands.update_last_seen(user_id)
     session["username"] = user["username"]
     broadcast.join_rooms(user_id, db_commands.list_chat_ids_for_member(user_id))
     tracker = current_app.extensions["presence"]
@@ -224,19 +227,25 @@ def read_up_to(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 @event("create_channel", "CHANNEL_RATE_LIMIT")
 def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Create a channel; everyone sees it appear at once."""
+    """Create a channel; everyone sees a public one appear at once, a private one only its
+    members (its creator, until they invite others: channels.py)."""
     name = check_channel_name(payload.get("name"))
+    private = payload.get("private", False)
+    if not isinstance(private, bool):
+        raise ValidationError("private must be true or false.")
+    topic = check_topic(payload.get("topic", ""))
     try:
-        chat_id = db_commands.insert_channel(name, user_id)
+        chat_id = db_commands.insert_channel(name, user_id, private=private, topic=topic)
     except db_commands.IntegrityError:
         raise ValidationError("A channel with this name already exists.") from None
     chat = serialize_chat(db_commands.get_chat_for_member(chat_id, user_id))
     broadcast.join_rooms(user_id, [chat_id])
-    emit(
-        "channel_created",
-        {"chat": {"id": chat_id, "kind": "channel", "name": name}},
-        broadcast=True,
-    )
+    if not private:
+        emit(
+            "channel_created",
+            {"chat": {"id": chat_id, "kind": "channel", "name": name, "topic": topic}},
+            broadcast=True,
+        )
     emit("chat_added", {"chat": chat}, to=user_room(user_id), include_self=False)
     return {"chat": chat}
 
@@ -245,7 +254,11 @@ def create_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
 def join_channel(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Join a channel from the list (joining twice is harmless)."""
     chat_id = check_id(payload.get("chat_id"))
-    if db_commands.get_channel(chat_id) is None:
+    channel = db_commands.get_channel(chat_id)
+    # A private channel is joined by invitation only; to others it does not exist.
+    if channel is None or (
+        channel["private"] and db_commands.get_membership(chat_id, user_id) is None
+    ):
         raise ValidationError("This channel does not exist.")
     added = db_commands.insert_channel_member(chat_id, user_id)
     broadcast.join_rooms(user_id, [chat_id])

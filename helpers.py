@@ -26,6 +26,7 @@ CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 MAX_CHANNEL_NAME_LENGTH = 50
+MAX_TOPIC_LENGTH = 250
 # Ids travel as JSON numbers; past 2**53 - 1 a browser can no longer hold them exactly.
 MAX_ID = 2**53 - 1
 MAX_ID_DIGITS = len(str(MAX_ID))
@@ -305,6 +306,18 @@ def check_channel_name(value: Any) -> str:
     return name
 
 
+def check_topic(value: Any) -> str:
+    """Up to ``MAX_TOPIC_LENGTH`` characters on one line, nothing invisible (may be empty)."""
+    if not isinstance(value, str):
+        raise ValidationError("A topic must be text.")
+    topic = " ".join(value.split())
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise ValidationError(f"A topic has at most {MAX_TOPIC_LENGTH} characters.")
+    if any(unicodedata.category(ch) == "Cc" for ch in topic) or has_hidden_characters(topic):
+        raise ValidationError("A topic cannot hold control or invisible characters.")
+    return check_storable_text(topic, "A topic")
+
+
 def check_message_body(value: Any, max_length: int) -> str:
     """1 to ``max_length`` characters after trimming."""
     if not isinstance(value, str):
@@ -386,6 +399,8 @@ def serialize_message(row: Mapping[str, Any]) -> dict[str, Any]:
         "chat_id": row["chat_id"],
         "sender_id": row["sender_id"],
         "sender_name": row["sender_name"],
+        "sender_display_name": row.get("sender_display_name") or row["sender_name"],
+        "sender_avatar_url": avatar_url(row["sender_id"], row.get("sender_avatar_version")),
         "body": row["body"],
         "created_at": row["created_at"],
         "client_id": row["client_id"],
@@ -396,6 +411,8 @@ def serialize_message(row: Mapping[str, Any]) -> dict[str, Any]:
 _LAST_MESSAGE_FIELDS = (
     "sender_id",
     "sender_name",
+    "sender_display_name",
+    "sender_avatar_version",
     "body",
     "created_at",
     "client_id",
@@ -425,11 +442,25 @@ def serialize_chat(row: Mapping[str, Any]) -> dict[str, Any]:
         "kind": row["kind"],
         "name": row["partner_name"] if is_direct else row["channel_name"],
         "partner_id": row["partner_id"] if is_direct else None,
+        "display_name": row["partner_display_name"] if is_direct else row["channel_name"],
+        "avatar_url": avatar_url(row["partner_id"], row["partner_avatar_version"])
+        if is_direct
+        else None,
+        "private": bool(row["private"]),
+        "topic": row["topic"] or "",
         "unread_count": row["unread_count"],
         "last_read_id": row["last_read_id"],
         "last_message_id": row["last_message_id"],
         "last_message": last_message,
     }
+
+
+def avatar_url(user_id: int | None, version: int | None) -> str | None:
+    """Where a user's picture is served (its version in the query, so a new picture is
+    fetched anew), or None for someone without one."""
+    if not version or user_id is None:
+        return None
+    return f"/avatars/{user_id}?v={version}"
 
 
 def serialize_new_direct_chat(
@@ -441,6 +472,7 @@ def serialize_new_direct_chat(
         "id": chat_id,
         "kind": "direct",
         "name": partner["username"],
+        "display_name": partner.get("display_name") or partner["username"],
         "partner_id": partner["id"],
         "unread_count": unread_count,
     }

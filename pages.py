@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
 import attachments
+import broadcast
 import db_commands
 from errors import apology
 from extensions import socketio
@@ -61,10 +62,11 @@ def add() -> Any:
         return apology(404, "There is no such person.")
     chat_id, created = db_commands.get_or_insert_direct_chat(g.user["id"], partner_id)
     if created:
-        # Each of the two hears of the chat named after the other; notes-to-self once.
-        for member, other in {g.user["id"]: partner, partner_id: g.user}.items():
-            chat = serialize_new_direct_chat(chat_id, other)
-            socketio.emit("chat_added", {"chat": chat}, to=user_room(member))
+        # The opener's tabs hear of it now; the partner's with its first message
+        # (broadcast.deliver_message), though both are members from the start.
+        broadcast.move_user_sockets(partner_id, chat_id, joined=True)
+        chat = serialize_new_direct_chat(chat_id, partner)
+        socketio.emit("chat_added", {"chat": chat}, to=user_room(g.user["id"]))
     return redirect(url_for("pages.chats", chat=chat_id), 303)
 
 
@@ -88,5 +90,6 @@ def chats() -> Any:
         "transports": config["SOCKETIO_TRANSPORTS"],
         "max_upload_bytes": config["MAX_UPLOAD_MB"] * 1024 * 1024,
         "thumbnail_px": attachments.THUMBNAIL_SIZE,
+        "default_channel": config["DEFAULT_CHANNEL"],
     }
     return render_template("chats.html", open_chat_id=open_chat_id, settings=settings)

@@ -47,6 +47,9 @@ class Presence(Protocol):
     def sockets_of_session(self, session_key: str) -> list[str]:
         """The open sockets of one login session, on any worker."""
 
+    def sockets_of_user(self, user_id: int) -> list[str]:
+        """The open sockets of one user, on any worker."""
+
 
 class LocalPresence:
     """Presence kept in this process's memory, for a single worker."""
@@ -118,6 +121,11 @@ class LocalPresence:
         """The open sockets of one login session."""
         with self._lock:
             return [sid for sid, key in self._session_of.items() if key == session_key]
+
+    def sockets_of_user(self, user_id: int) -> list[str]:
+        """The open sockets of one user."""
+        with self._lock:
+            return list(self._sockets.get(user_id, {}))
 
 
 class PresenceTracker:
@@ -288,6 +296,11 @@ class RedisPresence:
             if expires_at is not None and expires_at > now:
                 open_sockets.append(sid)
         return open_sockets
+
+    def sockets_of_user(self, user_id: int) -> list[str]:
+        """The open sockets of one user, on any worker."""
+        found = self.redis.zrangebyscore(self._user_key(user_id), f"({self._clock()}", "+inf")
+        return [raw.decode() for raw in found]
 
 
 def session_key(session_id: str | None) -> str | None:

@@ -93,3 +93,39 @@ ALTER TABLE chat_members ADD COLUMN joined_after_message_id INTEGER NOT NULL DEF
 UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
+
+-- version: 9
+-- People and administration. The first account is the admin: site.first_user_id is claimed
+-- once, by an UPDATE ... WHERE first_user_id IS NULL in the transaction creating the
+-- account, so two registrations at once cannot both take it. A display name NULL is the
+-- username; a picture is a small square PNG kept in the row itself (a few kilobytes), so
+-- backups carry it and no file can outlive its user. login_generation moves when a
+-- password changes: sessions made under an older one end.
+ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'member'
+    CHECK (role IN ('admin', 'member'));
+ALTER TABLE users ADD COLUMN display_name TEXT;
+ALTER TABLE users ADD COLUMN avatar BLOB;
+ALTER TABLE users ADD COLUMN avatar_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN deactivated_at INTEGER;
+ALTER TABLE users ADD COLUMN login_generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN last_seen_at INTEGER;
+ALTER TABLE chats ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE chats ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE site (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    registration TEXT NOT NULL DEFAULT 'open' CHECK (registration IN ('open', 'closed', 'invite')),
+    invite_token TEXT,
+    first_user_id INTEGER REFERENCES users (id) ON DELETE SET NULL
+);
+INSERT INTO site (id, first_user_id) VALUES (1, (SELECT MIN(id) FROM users));
+UPDATE users SET role = 'admin' WHERE id = (SELECT first_user_id FROM site WHERE id = 1);
+
+-- A one-time sign-in link: only its SHA-256 is kept.
+CREATE TABLE sign_in_links (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);

@@ -88,3 +88,34 @@ ALTER TABLE chat_members ADD COLUMN joined_after_message_id BIGINT NOT NULL DEFA
 UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
+
+-- version: 9
+-- query.sql's version 9: roles, display names, pictures, deactivation, private channels
+-- and topics, the site's registration and its first account, one-time sign-in links.
+ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'member'
+    CHECK (role IN ('admin', 'member'));
+ALTER TABLE users ADD COLUMN display_name TEXT;
+ALTER TABLE users ADD COLUMN avatar BYTEA;
+ALTER TABLE users ADD COLUMN avatar_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN deactivated_at BIGINT;
+ALTER TABLE users ADD COLUMN login_generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN last_seen_at BIGINT;
+ALTER TABLE chats ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE chats ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE site (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    registration TEXT NOT NULL DEFAULT 'open' CHECK (registration IN ('open', 'closed', 'invite')),
+    invite_token TEXT,
+    first_user_id BIGINT REFERENCES users (id) ON DELETE SET NULL
+);
+INSERT INTO site (id, first_user_id) VALUES (1, (SELECT MIN(id) FROM users));
+UPDATE users SET role = 'admin' WHERE id = (SELECT first_user_id FROM site WHERE id = 1);
+
+CREATE TABLE sign_in_links (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);

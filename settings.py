@@ -89,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
     "PAGING_RATE_LIMIT": "120 per 10 seconds",
     "READ_REPORT_RATE_LIMIT": "100 per 10 seconds",
     "JOIN_CHANNEL_RATE_LIMIT": "30 per minute",
+    "CHANNEL_CHANGE_RATE_LIMIT": "30 per minute",
+    "LIST_MEMBERS_RATE_LIMIT": "60 per minute",
     "UPLOAD_RATE_LIMIT": "30 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",
     # Failed logins per account from all addresses together, tighter the longer a guessing

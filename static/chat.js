@@ -5,6 +5,7 @@
 import { onOpenChat } from './js/app_shell.js';
 import { ImageViewer } from './js/attachments.js';
 import { ChatList } from './js/chatlist.js';
+import { MembersPanel } from './js/members.js';
 import { Composer } from './js/composer.js';
 import { Conversation } from './js/conversation.js';
 import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
@@ -18,7 +19,11 @@ import { ConnectionStatus } from './js/status.js';
 import { Uploader } from './js/uploads.js';
 
 const root = document.getElementById('chat-app');
-const me = { id: Number(root.dataset.userId), username: root.dataset.username || '' };
+const me = {
+  id: Number(root.dataset.userId),
+  username: root.dataset.username || '',
+  displayName: root.dataset.displayName || root.dataset.username || '',
+};
 // The server's limits (MAX_MESSAGE_LENGTH, MAX_UPLOAD_MB, the channel name's), from the page.
 const maxMessageLength = Number(root.dataset.maxMessageLength);
 const maxUploadBytes = Number(root.dataset.maxUploadBytes);
@@ -178,8 +183,23 @@ function nothingFocused() {
   return !active || active === document.body || active === document.documentElement;
 }
 
+const members = new MembersPanel({ root, ask, me, onLeft: (chatId) => chatLeft(chatId) });
+
+/** This user left a channel (here or in another tab): it leaves the list and the screen. */
+function chatLeft(chatId) {
+  if (conversation.chatId === chatId || wantedChatId === chatId) {
+    wantedChatId = null;
+    conversation.showEmpty();
+    enableComposer(false);
+    members.setChat(null);
+    panels.showList();
+  }
+  syncChats();
+}
+
 function afterOpen(chatId, res) {
   if (res.chat) chatList.upsert(res.chat);
+  members.setChat(chatList.get(chatId));
   if (Number.isInteger(res.unread_count)) chatList.setUnread(chatId, res.unread_count);
   enableComposer(true);
   panels.noteOpenChat(chatId);
@@ -241,6 +261,11 @@ async function askForChats() {
 const channelForm = root.querySelector('#new-channel-form');
 const channelInput = root.querySelector('#new-channel-name');
 const channelError = root.querySelector('#new-channel-error');
+const privateToggle = root.querySelector('#new-channel-private');
+privateToggle.addEventListener('click', () => {
+  const on = privateToggle.getAttribute('aria-pressed') !== 'true';
+  privateToggle.setAttribute('aria-pressed', String(on));
+});
 
 channelForm.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -256,7 +281,8 @@ channelForm.addEventListener('submit', async (event) => {
   }
   const button = channelForm.querySelector('button[type="submit"]');
   button.disabled = true;
-  const res = await ask('create_channel', { name });
+  const isPrivate = privateToggle.getAttribute('aria-pressed') === 'true';
+  const res = await ask('create_channel', { name, private: isPrivate });
   button.disabled = false;
   if (!res.ok || !res.chat) {
     setNote(channelError, res.error || 'The channel could not be created.');
@@ -266,6 +292,7 @@ channelForm.addEventListener('submit', async (event) => {
   setNote(channelError, '');
   channelInput.removeAttribute('aria-invalid');
   channelInput.value = '';
+  privateToggle.setAttribute('aria-pressed', 'false');
   chatList.upsert(res.chat, { toTop: true });
   openChat(res.chat.id, { byUser: true });
 });
@@ -450,6 +477,15 @@ socket.on('message_received_from_another_chat', messageArrived);
 
 socket.on('new_user_sent_message', () => syncChats());
 socket.on('chat_added', () => syncChats());
+socket.on('chat_left', (data) => {
+  if (data && Number.isInteger(data.chat_id)) chatLeft(data.chat_id);
+});
+socket.on('channel_updated', (data) => {
+  if (!data || !data.chat || !chatList.has(data.chat.id)) return;
+  chatList.upsert(data.chat);
+  members.updated(data.chat);
+  if (conversation.chatId === data.chat.id) conversation.titleEl.textContent = chatDisplayName(chatList.get(data.chat.id), me.id);
+});
 
 socket.on('channel_created', (data) => {
   if (data && data.chat) chatList.addJoinable(data.chat);

@@ -22,9 +22,22 @@ _names = (f"room{n}" for n in itertools.count())
 _client_ids = (f"budget{n}" for n in itertools.count())
 
 
-def payloads(chat_id: int) -> dict[str, Any]:
+def fresh_channel(app: Flask | None) -> int:
+    """A new channel that users 1 and 2 (the test's alice and bob) are members of."""
+    assert app is not None, "this event needs the app"
+    with app.app_context():
+        chat_id = db_commands.insert_channel(next(_names), 1)
+        db_commands.insert_channel_member(chat_id, 2)
+    return chat_id
+
+
+def payloads(chat_id: int, app: Flask | None = None) -> dict[str, Any]:
     """A valid request of each event, made afresh for each call."""
     return {
+        "invite_to_channel": lambda: {"chat_id": chat_id, "user_id": 2},
+        "leave_channel": lambda: {"chat_id": fresh_channel(app)},
+        "update_channel": lambda: {"chat_id": chat_id, "topic": "A topic"},
+        "list_members": lambda: {"chat_id": chat_id},
         "join_chat": lambda: {"chat_id": chat_id},
         "list_chats": dict,
         "message_history_is_scrolled_to_the_top": lambda: {"chat_id": chat_id, "before_id": MAX_ID},
@@ -80,7 +93,7 @@ def test_each_event_answers_too_fast_past_its_budget(make_app, users_of, name):
     alice, bob = users_of(app, "alice", "bob")
     with app.app_context():
         db_commands.insert_message(1, bob.id, "one to read", "seed")
-    request = payloads(1)[name]
+    request = payloads(1, app)[name]
     answers = [alice.call(name, request()) for _ in range(4)]
     assert [a["ok"] for a in answers] == [True, True, True, False], answers
     assert answers[-1]["code"] == "rate_limited"

@@ -16,7 +16,7 @@ def test_find_answers_json_matches_prefix_first(alice, make_user):
     response = alice.http.get("/find?q=BOB", headers={"Accept": "application/json"})
     assert response.status_code == 200
     assert [u["username"] for u in response.get_json()] == ["bob", "bobby", "rebob"]
-    assert set(response.get_json()[0]) == {"id", "username"}
+    assert set(response.get_json()[0]) == {"id", "username", "display_name"}
 
 
 def test_find_with_an_empty_query_lists_people_by_name(alice, make_user):
@@ -87,7 +87,7 @@ def test_channel_created_appears_at_once_in_everyones_list(alice, bob):
     chat = ack["chat"]
     assert (chat["kind"], chat["name"]) == ("channel", "Book club")
     assert received(bob.tab, "channel_created") == [
-        {"chat": {"id": chat["id"], "kind": "channel", "name": "Book club"}}
+        {"chat": {"id": chat["id"], "kind": "channel", "name": "Book club", "topic": ""}}
     ]
     assert received(alice_other_tab, "chat_added") == [{"chat": chat}]
     assert {"id": chat["id"], "name": "Book club"} in bob.call("list_chats")["channels"]

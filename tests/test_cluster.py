@@ -301,9 +301,17 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
     bob.connect()
 
     chat_id = open_direct_chat(alice, bob)  # an HTTP request on worker 1
+    first_message = send(alice, chat_id, "the first message")
     wait_for(
-        lambda: any(added["chat"]["id"] == chat_id for added in bob.received("chat_added")),
-        "bob, on worker 2, hears of the direct chat alice opened on worker 1",
+        lambda: any(e["message"] == first_message for e in bob.received("new_user_sent_message")),
+        "bob, on worker 2, hears of the direct chat with its first message from worker 1",
+    )
+    wait_for(
+        lambda: (
+            {"chat_id": chat_id, "message": first_message}
+            in bob.received("message_received_from_another_chat")
+        ),
+        "bob's socket on worker 2 joined the chat's room when alice opened it on worker 1",
     )
     talk_live(alice, bob, chat_id, "hello from worker 1", "hello from worker 2")
 
@@ -313,7 +321,7 @@ def test_alice_on_one_worker_and_bob_on_the_other_talk_live(cluster, people):
 
     name = f"ops-{new_id()[:6]}"
     channel = bob.call("create_channel", {"name": name})["chat"]["id"]
-    announced = {"chat": {"id": channel, "kind": "channel", "name": name}}
+    announced = {"chat": {"id": channel, "kind": "channel", "name": name, "topic": ""}}
     wait_for(
         lambda: announced in alice.received("channel_created"),
         "alice, on worker 1, sees the channel bob created on worker 2",
@@ -348,6 +356,7 @@ def test_presence_and_the_online_count_agree_across_workers(cluster, people):
     carol = people.register(second, "carol")
     chat_id = open_direct_chat(alice, carol)
     alice.connect()
+    send(alice, chat_id, "are you there?")  # from now on the chat is in carol's list too
     listed = alice.call("list_chats")
     assert listed["online_count"] == 1
     assert next(c for c in listed["chats"] if c["id"] == chat_id)["partner_online"] is False
@@ -756,3 +765,85 @@ def test_make_cluster_starts_workers_behind_nginx_restarts_a_dead_one_and_stops_
             if supervisor.poll() is None:
                 os.killpg(supervisor.pid, signal.SIGKILL)
                 supervisor.wait()
+
+
+# -- 8. an admin on one worker deactivates someone connected to the other ------------------
+
+
+def test_deactivation_closes_the_persons_sockets_on_every_worker(cluster, people):
+    """bob has a socket on each worker; an admin deactivates him through worker 2: both
+    sockets close at once, and neither worker lets him back in."""
+    first, second = cluster.workers
+    admin = people.register(second, "admin")
+    database = Database(cluster.settings["DATABASE_URL"], str(ROOT), pool_size=1)
+    try:
+        connection = database.connect()
+        with connection.transaction():
+            connection.execute("UPDATE users SET role = 'admin' WHERE id = ?", (admin.id,))
+        database.release(connection)
+    finally:
+        database.close()
+    bob = people.register(first, "bob")
+    bob_on_second = people.on(bob, second)
+    bob.connect()
+    bob_on_second.connect()
+    token = csrf_token(admin.http.get(f"{second.url}/admin").text)
+    response = admin.http.post(
+        f"{second.url}/admin/users/{bob.id}/deactivate",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
+    wait_for(lambda: not bob.sio.connected, "worker 1 closes bob's socket")
+    wait_for(lambda: not bob_on_second.sio.connected, "worker 2 closes bob's socket")
+    assert bob.received("logged_out")
+    for worker in (first, second):
+        assert open_page(bob.http, f"{worker.url}/chats").status_code == 302
+
+
+def test_an_invitation_and_a_leaving_reach_sockets_on_the_other_worker(cluster, people):
+    """alice invites bob, whose sockets are on both workers, into a private channel: both
+    join its room at once; he leaves through worker 1, and his socket on worker 2 hears no
+    more of it."""
+    first, second = cluster.workers
+    alice = people.register(first, "alice")
+    bob = people.register(first, "bob")
+    bob_on_second = people.on(bob, second)
+    for person in (alice, bob, bob_on_second):
+        person.connect()
+    name = f"inner-{new_id()[:6]}"
+    channel = alice.call("create_channel", {"name": name, "private": True})["chat"]["id"]
+    assert alice.call("invite_to_channel", {"chat_id": channel, "user_id": bob.id}) == {"ok": True}
+    for socket in (bob, bob_on_second):
+        wait_for(
+            lambda s=socket: any(a["chat"]["id"] == channel for a in s.received("chat_added")),
+            f"{socket.server.url} tells bob he is in the channel",
+        )
+    hello = send(alice, channel, "welcome, bob")
+    for socket in (bob, bob_on_second):
+        wait_for(
+            lambda s=socket: (
+                {"chat_id": channel, "message": hello}
+                in s.received("message_received_from_another_chat")
+            ),
+            f"bob's socket on {socket.server.url} is in the channel's room",
+        )
+
+    assert bob.call("leave_channel", {"chat_id": channel}) == {"ok": True}
+    wait_for(
+        lambda: {"chat_id": channel} in bob_on_second.received("chat_left"),
+        "worker 2 tells bob's other socket he left",
+    )
+    after = send(alice, channel, "after bob left")
+    marker = send(alice, open_direct_chat(alice, bob), "a direct message after that")
+    wait_for(
+        lambda: any(
+            e["message"] == marker for e in bob_on_second.received("new_user_sent_message")
+        ),
+        "bob's socket on worker 2 gets what came after",
+    )
+    for socket in (bob, bob_on_second):
+        assert all(
+            e["message"]["id"] != after["id"]
+            for e in socket.received("message_received_from_another_chat")
+        ), "nothing of the channel reaches bob after he left"

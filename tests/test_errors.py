@@ -16,6 +16,10 @@ ID_FIELDS = {
     "new_message_count_updated": ["chat_id", "last_read_id"],
     "join_channel": ["chat_id"],
     "typing": ["chat_id"],
+    "invite_to_channel": ["chat_id", "user_id"],
+    "leave_channel": ["chat_id"],
+    "update_channel": ["chat_id"],
+    "list_members": ["chat_id"],
 }
 BAD_IDS = [True, False, "1", 1.0, 1.5, -1, 0, 2**53, [1], {"id": 1}]
 
@@ -31,6 +35,10 @@ def valid_payload(event: str, chat_id: int) -> dict:
         "typing": {"chat_id": chat_id},
         "create_channel": {"name": "fine"},
         "list_chats": {},
+        "invite_to_channel": {"chat_id": chat_id, "user_id": 1},
+        "leave_channel": {"chat_id": chat_id},
+        "update_channel": {"chat_id": chat_id, "topic": "A topic"},
+        "list_members": {"chat_id": chat_id},
     }[event]
 
 

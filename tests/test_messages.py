@@ -62,13 +62,24 @@ def test_recipient_elsewhere_gets_the_chat_moved_up_with_the_message(alice, bob)
 
 
 def test_first_direct_message_makes_the_chat_appear_for_the_recipient(alice, bob, carol):
+    """Both are members from the start, but bob's list shows the chat only with its first
+    message, which his tabs receive with the chat."""
     bob.tab.get_received()
+    alice_other_tab = alice.open_tab()
     chat_id = alice.direct_chat_with(bob)
-    added = received(bob.tab, "chat_added")
-    assert [event["chat"]["id"] for event in added] == [chat_id]
-    assert added[0]["chat"]["name"] == "alice"
+    assert received(bob.tab, "chat_added") == []
+    assert chat_id not in [c["id"] for c in bob.call("list_chats")["chats"]]
+    assert chat_id in [c["id"] for c in alice.call("list_chats")["chats"]]
+    assert [e["chat"]["id"] for e in received(alice_other_tab, "chat_added")] == [chat_id]
+    assert bob.call("join_chat", {"chat_id": chat_id})["ok"]  # he may open it all the same
+    bob.call("join_chat", {"chat_id": bob.call("list_chats")["chats"][0]["id"]})
+    bob.tab.get_received()
     message = alice.send(chat_id, "first")
-    new = received(bob.tab, "new_user_sent_message")
+    events = bob.tab.get_received()
+    assert [e["args"][0] for e in events if e["name"] == "message_received_from_another_chat"] == [
+        {"chat_id": chat_id, "message": message}
+    ]
+    new = [e["args"][0] for e in events if e["name"] == "new_user_sent_message"]
     assert new == [{"chat": new[0]["chat"], "message": message}]
     assert new[0]["chat"]["name"] == "alice"
     assert new[0]["chat"]["unread_count"] == 1
@@ -79,8 +90,7 @@ def test_first_direct_message_makes_the_chat_appear_for_the_recipient(alice, bob
 
 def test_socket_connected_before_the_chat_existed_gets_later_messages(alice, bob):
     bob_tab = bob.open_tab()
-    chat_id = alice.direct_chat_with(bob)
-    assert bob.call("list_chats", tab=bob_tab)["ok"]  # the client's resync on chat_added
+    chat_id = alice.direct_chat_with(bob)  # his open sockets join the chat's room at once
     bob_tab.get_received()
     alice.send(chat_id, "one")
     alice.send(chat_id, "two")

@@ -26,6 +26,10 @@ CHAT_EVENTS = {
     "new_message_count_updated": lambda chat: {"chat_id": chat, "last_read_id": 1},
     "typing": lambda chat: {"chat_id": chat},
     "join_channel": lambda chat: {"chat_id": chat},
+    "invite_to_channel": lambda chat: {"chat_id": chat, "user_id": 1},
+    "leave_channel": lambda chat: {"chat_id": chat},
+    "update_channel": lambda chat: {"chat_id": chat, "topic": "mine now"},
+    "list_members": lambda chat: {"chat_id": chat},
 }
 NO_CHAT_EVENTS = {
     "create_channel": "creates a chat; anyone logged in may",
@@ -85,6 +89,17 @@ ROUTES = {
         True,
         True,
     ),
+    # Admin-only routes answer members 403 (tests/test_roles.py), not the strangers' 404.
+    "/admin": ("GET", "/admin", True, False),
+    "/admin/users/<id:user_id>/<action>": ("POST", "/admin/users/2/deactivate", True, False),
+    "/admin/registration": ("POST", "/admin/registration", True, False),
+    "/settings": ("GET", "/settings", True, False),
+    "/settings/name": ("POST", "/settings/name", True, False),
+    "/settings/picture": ("POST", "/settings/picture", True, False),
+    "/settings/password": ("POST", "/settings/password", True, False),
+    "/avatars/<id:user_id>": ("GET", "/avatars/1", True, False),
+    # The link is the credential; GET only shows the button that uses it.
+    "/sign-in/<token>": ("GET", "/sign-in/{sign_in}", False, False),
 }
 
 
@@ -110,7 +125,12 @@ def private_things(alice, bob):
         },
         content_type="multipart/form-data",
     )
-    return {"chat": chat, "attachment": response.get_json()["message"]["attachment"]["id"]}
+    import accounts
+
+    with alice.app.app_context():
+        sign_in = accounts.make_sign_in_path(bob.id).rsplit("/", 1)[1]
+    attachment = response.get_json()["message"]["attachment"]["id"]
+    return {"chat": chat, "attachment": attachment, "sign_in": sign_in}
 
 
 @pytest.mark.parametrize("rule", sorted(ROUTES))

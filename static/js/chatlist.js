@@ -241,8 +241,16 @@ export class ChatList {
     parts.link.classList.toggle('is-channel', isChannel);
     parts.link.classList.toggle('is-direct', !isChannel);
     parts.icon.className = isChannel ? 'chat-icon' : `chat-icon avatar hue-${avatarHue(String(chat.name || ''))}`;
-    parts.icon.textContent = isChannel ? '#' : (Array.from(String(chat.name || '?'))[0] || '?').toUpperCase();
-    if (isChannel) parts.kind.textContent = 'Channel ';
+    parts.icon.textContent = isChannel ? '#' : (Array.from(String(name || '?'))[0] || '?').toUpperCase();
+    if (isChannel && chat.private) {
+      parts.icon.textContent = '';
+      parts.icon.classList.add('chat-private');
+    }
+    if (!isChannel && chat.avatar_url) {
+      parts.icon.className = 'chat-icon chat-picture';
+      parts.icon.replaceChildren(h('img', { src: chat.avatar_url, alt: '' }));
+    }
+    if (isChannel) parts.kind.textContent = chat.private ? 'Private channel ' : 'Channel ';
     else parts.kind.textContent = isSelf ? 'Notes to self: ' : 'Direct chat with ';
     parts.name.textContent = name;
     parts.name.title = name;

@@ -281,6 +281,7 @@ export class Conversation {
       chat_id: chatId,
       sender_id: this.me.id,
       sender_name: this.me.username,
+      sender_display_name: this.me.displayName,
       body,
       created_at: Date.now(),
       client_id: newClientId(),

@@ -132,7 +132,7 @@ export function textLength(text) {
 
 /** The name a chat is shown under; notes to self get " (you)". */
 export function chatDisplayName(chat, myId) {
-  const name = chat && chat.name ? String(chat.name) : 'Unnamed chat';
+  const name = chat && (chat.display_name || chat.name) ? String(chat.display_name || chat.name) : 'Unnamed chat';
   if (chat && chat.kind === 'direct' && chat.partner_id === myId) return `${name} (you)`;
   return name;
 }
@@ -171,7 +171,7 @@ export function previewText(message, myId, kind) {
   if (message.attachment) body = `📎 ${body || shownFileName(message.attachment.name)}`;
   if (body.length > 120) body = `${body.slice(0, 120)}…`;
   if (message.sender_id === myId) return `You: ${body}`;
-  if (kind === 'channel') return `${message.sender_name}: ${body}`;
+  if (kind === 'channel') return `${message.sender_display_name || message.sender_name}: ${body}`;
   return body;
 }
 

@@ -5,6 +5,7 @@
 import { buildAttachment } from './attachments.js';
 import { formatClockTime, h, timeElement } from './dom.js';
 import { linkify } from './links.js';
+import { buildAvatar } from './members.js';
 import { FAILED, SENDING } from './outbox.js';
 
 /** The <li> of `message` as `me` ({id}) sees it; `viewer` opens pictures in full. */
@@ -30,7 +31,8 @@ export function buildMessage(message, { me, viewer, pending = false }) {
     h(
       'p',
       { className: 'message-meta' },
-      h('span', { className: 'sender', text: message.sender_name || 'Unknown' }),
+      buildAvatar({ name: message.sender_display_name || message.sender_name, url: message.sender_avatar_url }),
+      h('span', { className: 'sender', text: message.sender_display_name || message.sender_name || 'Unknown' }),
       ' ',
       timeElement(message.created_at, formatClockTime, 'message-time'),
     ),

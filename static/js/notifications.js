@@ -86,7 +86,7 @@ export class Notifier {
     if (audible && soundOn()) this.playSound();
     if (!this.allowed || !shouldNotify(message, { chat, me: this.me, openChatId, hidden })) return;
     const name = chatDisplayName(chat, this.me.id);
-    const title = chat.kind === 'channel' ? `${message.sender_name} in ${name}` : name;
+    const title = chat.kind === 'channel' ? `${message.sender_display_name || message.sender_name} in ${name}` : name;
     const options = {
       body: previewText(message, this.me.id, 'direct'),
       tag: `chat-${chat.id}`,

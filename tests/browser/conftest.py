@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
-from tests.browser.ui import meet, open_chat, wait_until_chat_is_open
+from tests.browser.ui import meet, open_direct_chat_from, wait_until_chat_is_open
 from tests.live_server import LiveServer, start_server
 from tests.skips import skip_or_fail
 
@@ -148,7 +148,7 @@ def pair(page_for: Callable[..., Page]) -> Callable[[str, str], tuple[Page, Page
 
     def make(alice_name: str, bob_name: str) -> tuple[Page, Page]:
         alice, bob = meet(page_for, alice_name, bob_name)
-        open_chat(bob, alice_name)
+        open_direct_chat_from(bob, alice, alice_name)
         for page in (alice, bob):
             wait_until_chat_is_open(page)
         return alice, bob

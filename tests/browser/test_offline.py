@@ -14,6 +14,7 @@ from tests.browser.ui import (
     meet,
     message_bodies,
     open_chat,
+    open_direct_chat_from,
     register,
     send_message,
     start_direct_chat,
@@ -127,7 +128,7 @@ def test_a_send_without_an_answer_offers_retry_that_stores_it_once(page_for, liv
     register(dave, "dave")
     register(carol, "carol")
     start_direct_chat(carol, "dave")
-    open_chat(dave, "carol")
+    open_direct_chat_from(dave, carol, "carol")
     wait_until_chat_is_open(carol)
     wait_until_chat_is_open(dave)
 

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from tests.browser.ui import (
     chat_in_list,
     meet,
-    open_chat,
+    open_direct_chat_from,
     wait_until_chat_is_open,
 )
 
@@ -19,7 +19,7 @@ def test_online_count_dot_and_typing_follow_the_other_person(page_for):
     "bob is typing…" until his message arrives; when he leaves, the count drops and the
     dot goes."""
     alice, bob = meet(page_for, "alice", "bob")
-    open_chat(bob, "alice")
+    open_direct_chat_from(bob, alice, "alice")
     wait_until_chat_is_open(alice)
     wait_until_chat_is_open(bob)
 

@@ -19,7 +19,7 @@ from tests.browser.test_attachments import CLIENT_ID, UPLOAD_URL, stored_by, tra
 from tests.browser.test_offline import own_message, rows_with_body, write
 from tests.browser.ui import (
     message_bodies,
-    open_chat,
+    open_direct_chat_from,
     register,
     start_direct_chat,
     wait_until_chat_is_open,
@@ -87,7 +87,7 @@ def test_a_message_meeting_a_locked_database_goes_out_by_itself_once(page_for, l
     register(frank, "frank")
     register(erin, "erin")
     start_direct_chat(erin, "frank")
-    open_chat(frank, "erin")
+    open_direct_chat_from(frank, erin, "erin")
     wait_until_chat_is_open(erin)
     wait_until_chat_is_open(frank)
 
@@ -153,7 +153,7 @@ def test_an_upload_meeting_a_locked_database_goes_out_by_itself_once(page_for, l
     register(kim, "kim")
     register(lee, "lee")
     start_direct_chat(lee, "kim")
-    open_chat(kim, "lee")
+    open_direct_chat_from(kim, lee, "lee")
     wait_until_chat_is_open(lee)
     wait_until_chat_is_open(kim)
 

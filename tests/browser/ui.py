@@ -71,6 +71,16 @@ def open_chat(page: Page, name: str) -> None:
     wait_until_history_is_loaded(page)
 
 
+def open_direct_chat_from(page: Page, starter: Page, name: str) -> None:
+    """Open, by its address, the direct chat the person on ``starter`` has just made with
+    this person, called ``name`` here: it enters this person's list only with its first
+    message, but they are a member from the start."""
+    chat_id = OPEN_CHAT_URL.search(starter.url).group(1)
+    page.goto(f"/chats?chat={chat_id}")
+    expect(page.locator("#chat-title")).to_have_text(name)
+    wait_until_history_is_loaded(page)
+
+
 def wait_until_history_is_loaded(page: Page) -> None:
     """Wait until the server has answered the opening of the chat shown (its history is
     no longer busy): from then on a reload reopens this chat."""
