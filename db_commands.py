@@ -21,6 +21,7 @@ from flask import Flask, current_app, g
 
 from database import Connection, Database, DatabaseBusy, IntegrityError, current_connection
 from helpers import now_ms
+from search import SearchQuery
 from settings import DEFAULTS
 
 __all__ = ["DatabaseBusy", "IntegrityError"]
@@ -511,6 +512,71 @@ def has_message_after(chat_id: int, message_id: int) -> bool:
             "SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND id > ?)",
             (chat_id, message_id),
         )
+    )
+
+
+# -- search (search.py says what a query means) -----------------------------------------
+
+# The messages of the reader's chats (their membership now) that match, newest first, each
+# with its chat as the reader names it. SQLite walks its FTS5 index from the newest match
+# down and stops at the page's end; PostgreSQL chooses between its GIN index (a rare word)
+# and the primary key read backwards (a common one).
+_SEARCH_SOURCE = {
+    "sqlite": " FROM messages_search AS s JOIN messages AS m ON m.id = s.rowid",
+    "postgresql": " FROM messages AS m",
+}
+_SEARCH_MATCH = {
+    "sqlite": "messages_search MATCH ? AND s.rowid < ?",
+    "postgresql": "m.search_vector @@ to_tsquery('simple', message_search_fold(?)) AND m.id < ?",
+}
+_SEARCH_ORDER = {
+    "sqlite": " ORDER BY s.rowid DESC LIMIT ?",
+    "postgresql": " ORDER BY m.id DESC LIMIT ?",
+}
+_SEARCH_COLUMNS = """
+    SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name, m.body, m.created_at,
+           m.client_id, m.attachment_id, a.original_name AS attachment_name,
+           a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size,
+           a.width AS attachment_width, a.height AS attachment_height,
+           c.kind AS chat_kind, CASE WHEN c.kind = 'direct' THEN p.username ELSE c.name END
+           AS chat_name
+"""
+_SEARCH_JOINS = """
+    JOIN chat_members AS cm ON cm.chat_id = m.chat_id AND cm.user_id = ?
+    JOIN chats AS c ON c.id = m.chat_id
+    JOIN users AS u ON u.id = m.sender_id
+    LEFT JOIN attachments AS a ON a.id = m.attachment_id
+    LEFT JOIN users AS p ON c.kind = 'direct' AND p.id = COALESCE(
+        (SELECT o.user_id FROM chat_members AS o
+          WHERE o.chat_id = c.id AND o.user_id != cm.user_id LIMIT 1), cm.user_id)
+    WHERE (? IS NULL OR m.chat_id = ?) AND
+"""
+
+
+@read
+def list_messages_matching(
+    user_id: int, query: SearchQuery, chat_id: int | None, before_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """The ``limit`` newest messages older than ``before_id`` (all when None) that match
+    ``query`` in the chats ``user_id`` is a member of now (only ``chat_id`` when given),
+    newest first, with ``chat_kind`` and ``chat_name``."""
+    db = get_db()
+    dialect = db.dialect
+    match = query.fts5() if dialect == "sqlite" else query.tsquery()
+    return db.all(
+        _SEARCH_COLUMNS
+        + _SEARCH_SOURCE[dialect]
+        + _SEARCH_JOINS
+        + _SEARCH_MATCH[dialect]
+        + _SEARCH_ORDER[dialect],
+        (
+            user_id,
+            chat_id,
+            chat_id,
+            match,
+            _NO_UPPER_BOUND if before_id is None else before_id,
+            limit,
+        ),
     )
 
 

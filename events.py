@@ -29,6 +29,7 @@ from helpers import (
 from messaging import NOT_A_MEMBER, access_chat
 from presence import session_key
 from rate_limits import check_rate
+from search import check_search_query
 from settings import DEFAULTS
 
 # Every client -> server event, by name; register() binds them all.
@@ -287,3 +288,26 @@ def typing(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         include_self=False,
     )
     return {}
+
+
+@event("search_messages", "SEARCH_RATE_LIMIT")
+def search_messages(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The messages of the reader's chats matching ``query`` (in ``chat_id`` only, when
+    given), newest first, a page before ``before_id`` at a time."""
+    config = current_app.config
+    query = check_search_query(payload.get("query"), config["MAX_SEARCH_QUERY_LENGTH"])
+    chat_id = check_optional_id(payload.get("chat_id"), "chat_id")
+    before_id = check_optional_id(payload.get("before_id"), "before_id")
+    if chat_id is not None:
+        access_chat(chat_id, user_id)
+    limit = config["SEARCH_RESULTS_PER_PAGE"]
+    rows = db_commands.list_messages_matching(user_id, query, chat_id, before_id, limit + 1)
+    page, messages = _page(rows[:limit][::-1], keep_newest=True)
+    results = [
+        {
+            "message": message,
+            "chat": {"id": row["chat_id"], "kind": row["chat_kind"], "name": row["chat_name"]},
+        }
+        for row, message in zip(page[::-1], messages[::-1], strict=True)
+    ]
+    return {"results": results, "has_more": len(rows) > len(page)}
