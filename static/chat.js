@@ -11,6 +11,7 @@ import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
 import { request } from './js/net.js';
 import { Notifier } from './js/notifications.js';
 import { Outbox } from './js/outbox.js';
+import { MessageSearch } from './js/search.js';
 import { followVisualViewport, Panels } from './js/panels.js';
 import { ConnectionStatus } from './js/status.js';
 import { Uploader } from './js/uploads.js';
@@ -116,6 +117,13 @@ const panels = new Panels({
   onShowChat: (chatId) => openChat(chatId, { byUser: false }),
 });
 followVisualViewport();
+
+// A search result opens its chat at that message.
+new MessageSearch({
+  ask,
+  me,
+  onOpen: (chatId) => openChat(chatId, { byUser: true }),
+});
 
 let everConnected = false;
 let loggedOut = false;
