@@ -1,4 +1,5 @@
-// Message search: a dialog opened by the "Search messages" button, "/" or Ctrl+K (⌘K),
+// Message search: a dialog opened by a "Search messages" button (above the chat list, and
+// in the conversation's header on a phone), "/" or Ctrl+K (⌘K),
 // asking `search_messages` as the reader types, showing each result's chat, sender, time
 // and text with the matching words marked, 20 at a time ("More results" asks for the page
 // before the last one shown). Choosing a result opens its chat at that message.
@@ -117,7 +118,9 @@ export class MessageSearch {
     this.lastId = null;
     this.opener = null;
 
-    document.getElementById('search-button').addEventListener('click', () => this.show());
+    for (const button of document.querySelectorAll('.search-open')) {
+      button.addEventListener('click', () => this.show());
+    }
     this.dialog.querySelector('#search-close').addEventListener('click', () => this.hide());
     this.dialog.querySelector('form').addEventListener('submit', (event) => {
       event.preventDefault();

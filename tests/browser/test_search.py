@@ -8,10 +8,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench import seed
 from tests.browser.conftest import PHONE
-from tests.browser.ui import create_channel, register, wait_until_chat_is_open
+from tests.browser.ui import create_channel, message_bodies, register, wait_until_chat_is_open
 
 
 def search_dialog(page: Page):
@@ -109,7 +110,9 @@ def test_search_on_a_phone(page_for, live_server):
     chat_id = seed.channel_id(live_server, "Kitchen2")
     start = datetime.now(UTC) - timedelta(days=3)
     bodies = [f"phone search result number {n} " + "with a long tail " * 12 for n in range(30)]
-    seed.add_messages(live_server, chat_id, seed.spread(["carol"], bodies, start, timedelta(hours=1)))
+    seed.add_messages(
+        live_server, chat_id, seed.spread(["carol"], bodies, start, timedelta(hours=1))
+    )
     carol.goto("/chats")
     carol.get_by_role("button", name="Search messages").click()
     dialog = search_dialog(carol)
@@ -123,3 +126,77 @@ def test_search_on_a_phone(page_for, live_server):
     expect(results(carol)).to_have_count(30)
     expect(dialog.get_by_role("button", name="More results")).to_be_hidden()
     expect(results(carol).nth(20)).to_be_focused()
+
+
+def test_a_result_deep_in_a_long_history_opens_there_and_pages_both_ways(page_for, live_server):
+    """Choosing a result opens its chat at that message, highlighted; scrolling up and down
+    from there brings each neighbour once, up to both ends of the chat."""
+    dana = page_for("dana")
+    register(dana, "dana")
+    create_channel(dana, "Archive")
+    archive = seed.channel_id(live_server, "Archive")
+    bodies = [f"Entry {n}" for n in range(LONG)]
+    bodies[60] = "Entry 60: the needle in the haystack"
+    start = datetime.now(UTC) - timedelta(days=3)
+    ids = seed.add_messages(
+        live_server, archive, seed.spread(["dana"], bodies, start, timedelta(minutes=10))
+    )
+    create_channel(dana, "Elsewhere")
+    wait_until_chat_is_open(dana)
+    frames: list[str] = []
+    dana.on("websocket", lambda ws: ws.on("framesent", lambda frame: frames.append(str(frame))))
+
+    dana.keyboard.press("Control+k")
+    search_dialog(dana).get_by_role("searchbox").fill("needle hay")
+    expect(results(dana)).to_have_count(1)
+    results(dana).first.click()
+
+    expect(search_dialog(dana)).to_be_hidden()
+    expect(dana.locator("#chat-title")).to_have_text("Archive")
+    hit = dana.locator("#messages .message.highlighted")
+    expect(hit).to_have_count(1)
+    expect(hit).to_have_attribute("data-id", str(ids[60]))
+    expect(hit).to_be_in_viewport()
+    assert message_bodies(dana).count() < LONG, "only the page around the result"
+
+    scroll_to_both_ends(dana)
+    shown = [
+        int(i)
+        for i in dana.locator("#messages .message").evaluate_all(
+            "nodes => nodes.map((node) => node.dataset.id)"
+        )
+    ]
+    assert shown == ids, "every message once, in order"
+    asked = [f for f in frames if "scrolled_to_the_top" in f or "scrolled_to_the_bottom" in f]
+    before_ids = [f.split('"before_id":')[1].split("}")[0] for f in asked if "before_id" in f]
+    after_ids = [f.split('"after_id":')[1].split("}")[0] for f in asked if "after_id" in f]
+    assert len(set(before_ids)) == len(before_ids), "each older page asked once"
+    assert len(set(after_ids)) == len(after_ids), "each newer page asked once"
+
+
+LONG = 150
+
+
+def scroll_to_both_ends(page: Page) -> None:
+    """Scroll to the top, then the bottom, and again, until every message shows."""
+    for turn in range(2 * LONG):
+        shown = message_bodies(page).count()
+        if shown >= LONG:
+            break
+        page.evaluate(
+            """top => {
+                const history = document.getElementById('history');
+                history.scrollTop = top ? 0 : history.scrollHeight;
+            }""",
+            turn % 2 == 0,
+        )
+        try:
+            page.wait_for_function(
+                "n => document.querySelectorAll('#messages .message').length > n",
+                arg=shown,
+                timeout=2_000,
+            )
+        except PlaywrightTimeout:
+            continue  # that end is reached, or its sentinel was not in view yet
+    expect(page.locator("#history-top-note")).to_have_text("This is the beginning of the chat.")
+    expect(message_bodies(page)).to_have_count(LONG)
