@@ -476,6 +476,25 @@ def list_messages_after(chat_id: int, after_id: int, limit: int) -> list[dict[st
 
 
 @read
+def has_message(chat_id: int, message_id: int) -> bool:
+    """Whether ``message_id`` is a message of ``chat_id``."""
+    return bool(
+        get_db().scalar(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = ? AND chat_id = ?)",
+            (message_id, chat_id),
+        )
+    )
+
+
+@read
+def list_messages_around(chat_id: int, message_id: int, limit: int) -> list[dict[str, Any]]:
+    """About ``limit`` messages around ``message_id``, oldest first: it and up to half of
+    them before it, the rest after (more after when fewer came before)."""
+    before = list_messages_before(chat_id, message_id + 1, limit // 2 + 1)
+    return before + list_messages_after(chat_id, message_id, max(limit - len(before), 1))
+
+
+@read
 def get_first_unread_id(chat_id: int, user_id: int, last_read_id: int) -> int | None:
     """The id of the oldest message after ``last_read_id`` sent by someone else, or None."""
     return get_db().scalar(

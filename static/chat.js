@@ -137,24 +137,41 @@ function enableComposer(on) {
 
 // Opening chats
 
-async function openChat(chatId, { byUser = false } = {}) {
+/**
+ * Open a chat (`byUser`: the user asked for it, so it comes into view and takes the focus);
+ * with `aroundId`, at that message (see openChatAt). Resolves with true once it shows.
+ */
+async function openChat(chatId, { byUser = false, aroundId = null } = {}) {
   wantedChatId = chatId;
   if (byUser) panels.showConversation(chatId);
-  if (chatId === conversation.chatId && conversation.openingChatId === null) {
-    if (byUser) focusAfterOpen();
-    return;
+  const isOpen = chatId === conversation.chatId && conversation.openingChatId === null;
+  if (isOpen && (aroundId === null || conversation.showMessage(aroundId))) {
+    if (byUser && aroundId === null) focusAfterOpen();
+    return true;
   }
   chatList.setActive(chatId);
   composer.showError('');
   // The text box stays usable while the chat loads, so no keystroke is lost.
-  const res = await conversation.open(chatId, chatList.get(chatId));
+  const res = await conversation.open(chatId, chatList.get(chatId), { aroundId });
   uploader.setOpenChat();
   if (!res) {
     if (!conversation.openingChatId) enableComposer(false);
-    return;
+    return false;
   }
   afterOpen(chatId, res);
-  if (byUser) focusAfterOpen();
+  // Opened at a message, the focus is on that message.
+  if (byUser && aroundId === null) focusAfterOpen();
+  return true;
+}
+
+/**
+ * Open the chat `chatId` at the message `messageId`, scrolled to it and highlighted: the
+ * page around it is asked for (join_chat around_id) unless it is shown already, and
+ * paging goes on both ways from there. Resolves with true once the chat shows (a message
+ * no longer there: the chat opens as usual, with a note).
+ */
+export function openChatAt(chatId, messageId) {
+  return openChat(chatId, { byUser: true, aroundId: messageId });
 }
 
 function afterOpen(chatId, res) {
