@@ -119,11 +119,7 @@ const panels = new Panels({
 followVisualViewport();
 
 // A search result opens its chat at that message.
-new MessageSearch({
-  ask,
-  me,
-  onOpen: (chatId) => openChat(chatId, { byUser: true }),
-});
+new MessageSearch({ ask, me, onOpen: openChatAt });
 
 let everConnected = false;
 let loggedOut = false;

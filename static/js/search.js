@@ -266,6 +266,7 @@ export class MessageSearch {
       h('span', { className: 'search-result-text' }, ...highlighted(resultText(message), terms)),
     );
     button.addEventListener('click', () => {
+      this.opener = null; // the focus goes to the message opened, not back to the button
       this.hide();
       this.onOpen(chat.id, message.id);
     });

@@ -132,6 +132,8 @@ def test_a_result_deep_in_a_long_history_opens_there_and_pages_both_ways(page_fo
     """Choosing a result opens its chat at that message, highlighted; scrolling up and down
     from there brings each neighbour once, up to both ends of the chat."""
     dana = page_for("dana")
+    frames: list[str] = []
+    dana.on("websocket", lambda ws: ws.on("framesent", lambda frame: frames.append(str(frame))))
     register(dana, "dana")
     create_channel(dana, "Archive")
     archive = seed.channel_id(live_server, "Archive")
@@ -143,8 +145,6 @@ def test_a_result_deep_in_a_long_history_opens_there_and_pages_both_ways(page_fo
     )
     create_channel(dana, "Elsewhere")
     wait_until_chat_is_open(dana)
-    frames: list[str] = []
-    dana.on("websocket", lambda ws: ws.on("framesent", lambda frame: frames.append(str(frame))))
 
     dana.keyboard.press("Control+k")
     search_dialog(dana).get_by_role("searchbox").fill("needle hay")
@@ -157,6 +157,7 @@ def test_a_result_deep_in_a_long_history_opens_there_and_pages_both_ways(page_fo
     expect(hit).to_have_count(1)
     expect(hit).to_have_attribute("data-id", str(ids[60]))
     expect(hit).to_be_in_viewport()
+    expect(hit).to_be_focused()
     assert message_bodies(dana).count() < LONG, "only the page around the result"
 
     scroll_to_both_ends(dana)
@@ -170,6 +171,7 @@ def test_a_result_deep_in_a_long_history_opens_there_and_pages_both_ways(page_fo
     asked = [f for f in frames if "scrolled_to_the_top" in f or "scrolled_to_the_bottom" in f]
     before_ids = [f.split('"before_id":')[1].split("}")[0] for f in asked if "before_id" in f]
     after_ids = [f.split('"after_id":')[1].split("}")[0] for f in asked if "after_id" in f]
+    assert before_ids and after_ids, "pages were asked both ways"
     assert len(set(before_ids)) == len(before_ids), "each older page asked once"
     assert len(set(after_ids)) == len(after_ids), "each newer page asked once"
 
