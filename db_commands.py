@@ -572,6 +572,32 @@ _SEARCH_JOINS = """
 """
 
 
+# FTS5 answers "word *" by merging every matching word's list of messages in full, before
+# the first result: 30-40 ms for a word in half the messages of a million. Its prefix
+# indexes answer 2 and 3 characters at once; a longer prefix is looked up in the index's
+# vocabulary instead, word by word (each lookup reads one entry), and searched as those
+# words OR'ed, which FTS5 reads lazily, newest first. Past this many words, "word *".
+MAX_PREFIX_TERMS = 24
+_NEXT_TERM = "SELECT term FROM messages_search_terms WHERE term >= ? AND term < ? LIMIT 1"
+
+
+def _prefix_terms(db: Connection, prefix: str) -> list[str] | None:
+    """The words of the SQLite index that start with ``prefix``, in order; None when there
+    are too many, or the prefix is one FTS5 had better fold itself (not ASCII) or its
+    prefix indexes answer (3 characters or fewer)."""
+    if len(prefix) <= 3 or not prefix.isascii():
+        return None
+    terms: list[str] = []
+    start, end = prefix, prefix + "\U0010ffff"
+    while len(terms) <= MAX_PREFIX_TERMS:
+        term = db.scalar(_NEXT_TERM, (start, end))
+        if term is None:
+            return terms
+        terms.append(term)
+        start = term + "\x01"  # the next word: no word holds a control character
+    return None
+
+
 @read
 def list_messages_matching(
     user_id: int, query: SearchQuery, chat_id: int | None, before_id: int | None, limit: int
@@ -581,7 +607,13 @@ def list_messages_matching(
     newest first, with ``chat_kind`` and ``chat_name``."""
     db = get_db()
     dialect = db.dialect
-    match = query.fts5() if dialect == "sqlite" else query.tsquery()
+    if dialect == "sqlite":
+        prefix_terms = _prefix_terms(db, query.prefix_word) if query.prefix else None
+        if prefix_terms == []:
+            return []  # no indexed word starts so
+        match = query.fts5(prefix_terms)
+    else:
+        match = query.tsquery()
     return db.all(
         _SEARCH_COLUMNS
         + _SEARCH_SOURCE[dialect]

@@ -126,5 +126,9 @@ BEGIN
     VALUES ('delete', OLD.id, OLD.body);
 END;
 
+-- The index's words, one row per occurrence (db_commands looks up the words a prefix
+-- starts, one row each); a view of the index, nothing stored.
+CREATE VIRTUAL TABLE messages_search_terms USING fts5vocab (messages_search, instance);
+
 -- The messages already stored.
 INSERT INTO messages_search (messages_search) VALUES ('rebuild');

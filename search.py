@@ -40,12 +40,22 @@ class SearchQuery:
     phrases: tuple[tuple[str, ...], ...]
     prefix: bool
 
-    def fts5(self) -> str:
-        """The query as an FTS5 MATCH expression: each phrase a quoted string."""
+    @property
+    def prefix_word(self) -> str | None:
+        """The word taken as a prefix, if any (it is then a phrase of its own)."""
+        return self.phrases[-1][-1] if self.prefix else None
+
+    def fts5(self, prefix_terms: list[str] | None = None) -> str:
+        """The query as an FTS5 MATCH expression: each phrase a quoted string; the prefix
+        word as ``"word" *``, or as the indexed words it starts when they are given
+        (``("plan" OR "planning")``)."""
         parts = ['"' + " ".join(phrase) + '"' for phrase in self.phrases]
-        if self.prefix:
+        if self.prefix and prefix_terms:
+            quoted = ('"' + term.replace('"', '""') + '"' for term in prefix_terms)
+            parts[-1] = "(" + " OR ".join(quoted) + ")"
+        elif self.prefix:
             parts[-1] += " *"
-        return " ".join(parts)
+        return " AND ".join(parts)
 
     def tsquery(self) -> str:
         """The query as to_tsquery's text ('simple' configuration; the database folds case

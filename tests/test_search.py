@@ -65,6 +65,20 @@ def test_the_last_word_is_a_prefix(app, alice, bob, chat):
     assert bodies(bob, "plan tues") == ["a plan for Tuesday"]
 
 
+def test_a_prefix_shared_by_many_words_finds_them_all(app, alice, bob, chat):
+    """Beyond the words looked up one by one, the prefix goes to the index as "word *"."""
+    words = [f"plank{chr(97 + n // 26)}{chr(97 + n % 26)}" for n in range(40)]
+    for word in words:
+        store(app, chat, alice, f"{word} wood")
+    store(app, chat, alice, "planet earth")
+    assert len(bodies(bob, "PLANK")) == 20
+    assert search(bob, "plank")["has_more"] is True
+    assert bodies(bob, "plankb") == [f"{w} wood" for w in words[26:][::-1]]
+    assert bodies(bob, "wood plankab") == ["plankab wood"]
+    assert bodies(bob, "plane") == ["planet earth"]
+    assert bodies(bob, "planez") == []
+
+
 def test_quoted_phrase_is_exact_and_in_order(app, alice, bob, chat):
     alice.send(chat, "the blue car is fast")
     alice.send(chat, "a car that is blue")
@@ -241,7 +255,10 @@ def test_a_page_is_cut_to_the_reply_byte_limit(app, alice):
 
 def test_query_reaches_the_database_as_quoted_words_only():
     parsed = check_search_query('plan "blue car" AND (x) -y* NEAR', 200)
-    assert parsed.fts5() == '"plan" "blue car" "and" "x" "y" "near" *'
+    assert parsed.fts5() == '"plan" AND "blue car" AND "and" AND "x" AND "y" AND "near" *'
+    assert parsed.fts5(["near", "nearby"]) == parsed.fts5().replace(
+        '"near" *', '("near" OR "nearby")'
+    )
     assert parsed.tsquery() == "'plan' & ('blue' <-> 'car') & 'and' & 'x' & 'y' & 'near':*"
     assert check_search_query('"blue car"', 200).fts5() == '"blue car"'
     assert check_search_query("a", 200).fts5() == '"a"'
