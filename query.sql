@@ -99,13 +99,16 @@ WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_i
 -- and deletion, whoever writes them. External content: the index holds only its terms,
 -- the text stays in messages. unicode61 with remove_diacritics 2 folds case and the
 -- accents of Latin letters; the prefix indexes make "pl*" and "pla*" one lookup each.
+-- columnsize=0: no table of each message's length in words (a B-tree write less per
+-- message), which only ranking by relevance would read; results go by id.
 -- query_postgresql.sql's version 8 gives PostgreSQL the same rules (see search.py).
 CREATE VIRTUAL TABLE messages_search USING fts5 (
     body,
     content = 'messages',
     content_rowid = 'id',
     tokenize = 'unicode61 remove_diacritics 2',
-    prefix = '2 3'
+    prefix = '2 3',
+    columnsize = 0
 );
 
 CREATE TRIGGER messages_search_insert AFTER INSERT ON messages

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import random
 import statistics
@@ -66,7 +67,8 @@ def make_rows(messages: int, chats: int, seed: int = 7) -> tuple[list[str], dict
         chat: rng.sample(range(2, USERS + 2), MEMBERS_PER_CHAT) for chat in range(2, chats + 2)
     }
     rare_ids = set(rng.sample(range(1, messages + 1), RARE_COUNT))
-    drawn = iter(rng.choices(words, weights, k=messages * 8))
+    # Eight words a message on average; the draw starts over should it run out.
+    drawn = itertools.cycle(rng.choices(words, weights, k=messages * 8))
     lines = []
     start = 1_700_000_000_000
     for message_id in range(1, messages + 1):
