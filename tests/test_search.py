@@ -12,6 +12,9 @@ import db_commands
 from messaging import NOT_A_MEMBER
 from search import check_search_query
 from tests.conftest import query
+from tests.test_db_threads import GENERAL, make_sqlite_app, person, write_lock
+
+__all__ = ["make_sqlite_app"]  # a fixture shared with tests/test_db_threads.py
 
 
 def search(user: Any, text: Any, **extra: Any) -> dict[str, Any]:
@@ -300,3 +303,15 @@ def test_an_upgraded_database_finds_the_messages_it_already_held(
     finally:
         db.close()
     assert [(r["id"], r["chat_name"]) for r in found] == [(7, "General Talk")]
+
+
+def test_search_is_a_read_that_answers_while_another_connection_holds_the_write_lock(
+    make_sqlite_app,
+):
+    """On SQLite a search runs on a reader thread's read-only connection: it answers while
+    a backup or a shell holds the write lock, and never waits for the writer."""
+    app = make_sqlite_app(DB_WRITE_TIMEOUT_SECONDS=30.0)
+    alice = person(app, "alice")
+    store(app, GENERAL, alice, "the locked ledger")
+    with write_lock(app):
+        assert bodies(alice, "ledg") == ["the locked ledger"]
