@@ -540,10 +540,30 @@ def has_message_after(chat_id: int, message_id: int) -> bool:
 # with its chat as the reader names it. SQLite walks its FTS5 index from the newest match
 # down and stops at the page's end; PostgreSQL chooses between its GIN index (a rare word)
 # and the primary key read backwards (a common one).
-_SEARCH_SOURCE = {
-    "sqlite": " FROM messages_search AS s JOIN messages AS m ON m.id = s.rowid",
-    "postgresql": " FROM messages AS m",
+# A result is a message as _MESSAGE_SELECT makes it (so it carries whatever history
+# carries), with its chat's kind and name for this reader; only its source differs.
+_MESSAGE_SOURCE = "FROM messages AS m"
+_SEARCH_CHAT_COLUMNS = """, c.kind AS chat_kind,
+           CASE WHEN c.kind = 'direct' THEN p.username ELSE c.name END AS chat_name
+    """
+_SEARCH_SELECT = {
+    "sqlite": _MESSAGE_SELECT.replace(
+        _MESSAGE_SOURCE,
+        _SEARCH_CHAT_COLUMNS + "FROM messages_search AS s JOIN messages AS m ON m.id = s.rowid",
+        1,
+    ),
+    "postgresql": _MESSAGE_SELECT.replace(
+        _MESSAGE_SOURCE, _SEARCH_CHAT_COLUMNS + _MESSAGE_SOURCE, 1
+    ),
 }
+_SEARCH_JOINS = """
+    JOIN chat_members AS cm ON cm.chat_id = m.chat_id AND cm.user_id = ?
+    JOIN chats AS c ON c.id = m.chat_id
+    LEFT JOIN users AS p ON c.kind = 'direct' AND p.id = COALESCE(
+        (SELECT o.user_id FROM chat_members AS o
+          WHERE o.chat_id = c.id AND o.user_id != cm.user_id LIMIT 1), cm.user_id)
+    WHERE (? IS NULL OR m.chat_id = ?) AND
+"""
 _SEARCH_MATCH = {
     "sqlite": "messages_search MATCH ? AND s.rowid < ?",
     "postgresql": "m.search_vector @@ to_tsquery('simple', message_search_fold(?)) AND m.id < ?",
@@ -552,24 +572,6 @@ _SEARCH_ORDER = {
     "sqlite": " ORDER BY s.rowid DESC LIMIT ?",
     "postgresql": " ORDER BY m.id DESC LIMIT ?",
 }
-_SEARCH_COLUMNS = """
-    SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name, m.body, m.created_at,
-           m.client_id, m.attachment_id, a.original_name AS attachment_name,
-           a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size,
-           a.width AS attachment_width, a.height AS attachment_height,
-           c.kind AS chat_kind, CASE WHEN c.kind = 'direct' THEN p.username ELSE c.name END
-           AS chat_name
-"""
-_SEARCH_JOINS = """
-    JOIN chat_members AS cm ON cm.chat_id = m.chat_id AND cm.user_id = ?
-    JOIN chats AS c ON c.id = m.chat_id
-    JOIN users AS u ON u.id = m.sender_id
-    LEFT JOIN attachments AS a ON a.id = m.attachment_id
-    LEFT JOIN users AS p ON c.kind = 'direct' AND p.id = COALESCE(
-        (SELECT o.user_id FROM chat_members AS o
-          WHERE o.chat_id = c.id AND o.user_id != cm.user_id LIMIT 1), cm.user_id)
-    WHERE (? IS NULL OR m.chat_id = ?) AND
-"""
 
 
 # FTS5 answers "word *" by merging every matching word's list of messages in full, before
@@ -615,11 +617,7 @@ def list_messages_matching(
     else:
         match = query.tsquery()
     return db.all(
-        _SEARCH_COLUMNS
-        + _SEARCH_SOURCE[dialect]
-        + _SEARCH_JOINS
-        + _SEARCH_MATCH[dialect]
-        + _SEARCH_ORDER[dialect],
+        _SEARCH_SELECT[dialect] + _SEARCH_JOINS + _SEARCH_MATCH[dialect] + _SEARCH_ORDER[dialect],
         (
             user_id,
             chat_id,
