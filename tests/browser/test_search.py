@@ -12,7 +12,14 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench import seed
 from tests.browser.conftest import PHONE
-from tests.browser.ui import create_channel, message_bodies, register, wait_until_chat_is_open
+from tests.browser.test_phone import assert_fits_the_phone
+from tests.browser.ui import (
+    chat_in_list,
+    create_channel,
+    message_bodies,
+    register,
+    wait_until_chat_is_open,
+)
 
 
 def search_dialog(page: Page):
@@ -118,14 +125,16 @@ def test_search_on_a_phone(page_for, live_server):
     dialog = search_dialog(carol)
     dialog.get_by_role("searchbox").fill("phone resul")
     expect(results(carol)).to_have_count(20)
-    width = carol.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, "nothing sticks out sideways"
-    box = dialog.bounding_box()
-    assert box is not None and box["width"] <= 390
+    assert_fits_the_phone(carol, "the search dialog")
     dialog.get_by_role("button", name="More results").click()
     expect(results(carol)).to_have_count(30)
     expect(dialog.get_by_role("button", name="More results")).to_be_hidden()
     expect(results(carol).nth(20)).to_be_focused()
+    dialog.get_by_role("button", name="Close").tap()
+    chat_in_list(carol, "Kitchen2").tap()
+    expect(carol.locator("#chat-title")).to_have_text("Kitchen2")
+    carol.get_by_role("button", name="Search messages").tap()
+    expect(dialog).to_be_visible()
 
 
 def test_a_result_deep_in_a_long_history_opens_there_and_pages_both_ways(page_for, live_server):
