@@ -31,7 +31,10 @@ from helpers import (
 from messaging import NOT_A_MEMBER, access_chat
 from presence import session_key
 from rate_limits import check_rate
+from search import check_search_query
 from settings import DEFAULTS
+
+NOT_IN_CHAT = "This message does not exist or is not in this chat."
 
 # Every client -> server event, by name; register() binds them all.
 HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -95,14 +98,16 @@ def on_disconnect(_reason: Any = None) -> None:
 
 
 def _page(
-    rows: list[dict[str, Any]], keep_newest: bool
+    rows: list[dict[str, Any]], keep_newest: bool, limit: int | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows of a page (ids ascending) that fit in ``MAX_REPLY_BYTES`` of JSON, and their
-    messages: cut at a whole message, keeping the ones nearest the page's cursor (the newest
-    for a page before an id, the oldest for a page after one), and at least one, so paging
-    always moves on. The reply's ``has_more_*`` then tells the client to ask for the rest."""
+    """The rows of a page (ids ascending) that fit in ``limit`` (``MAX_REPLY_BYTES``) bytes
+    of JSON, and their messages: cut at a whole message, keeping the ones nearest the page's
+    cursor (the newest for a page before an id, the oldest for a page after one), and at
+    least one, so paging always moves on. The reply's ``has_more_*`` then tells the client
+    to ask for the rest."""
     messages = [serialize_message(row) for row in rows]
-    limit = current_app.config["MAX_REPLY_BYTES"]
+    if limit is None:
+        limit = current_app.config["MAX_REPLY_BYTES"]
     # Sized as python-socketio encodes a packet (the standard json, compact separators).
     if len(json.dumps(messages, separators=(",", ":"))) <= limit:
         return rows, messages
@@ -128,23 +133,28 @@ def _more_after(chat_id: int, rows: list[dict[str, Any]]) -> bool:
     return bool(rows) and db_commands.has_message_after(chat_id, rows[-1]["id"])
 
 
-@event("join_chat", "JOIN_CHAT_RATE_LIMIT")
-def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Open a chat: its newest page, or everything from the first unread, or a catch-up."""
-    chat_id = check_id(payload.get("chat_id"))
-    after_id = check_optional_id(payload.get("after_id"), "after_id")
-    chat = db_commands.get_chat_for_member(chat_id, user_id)
-    if chat is None:
-        raise ValidationError(NOT_A_MEMBER)
-    # Move rooms before reading: a message stored after the read is then sure to arrive live.
-    broadcast.open_chat(chat_id)
+def _page_around(chat_id: int, around_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The page around ``around_id``: it and the messages before it in half of
+    ``MAX_REPLY_BYTES``, those after it in the other half."""
     config = current_app.config
-    unread_count = chat["unread_count"]
-    first_unread_id = (
-        db_commands.get_first_unread_id(chat_id, user_id, chat["last_read_id"])
-        if unread_count
-        else None
+    rows = db_commands.list_messages_around(chat_id, around_id, config["MESSAGES_ON_OPEN"])
+    split = next((i + 1 for i, row in enumerate(rows) if row["id"] == around_id), None)
+    if split is None:  # deleted since it was checked
+        raise ValidationError(NOT_IN_CHAT)
+    half = config["MAX_REPLY_BYTES"] // 2
+    older_rows, older = _page(rows[:split], keep_newest=True, limit=half)
+    newer_rows, newer = (
+        _page(rows[split:], keep_newest=False, limit=half) if rows[split:] else ([], [])
     )
+    return older_rows + newer_rows, older + newer
+
+
+def _page_on_open(
+    chat_id: int, unread_count: int, first_unread_id: int | None, after_id: int | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The page an opened chat shows: what came after ``after_id`` (a catch-up), or
+    everything from the first unread when more than a page is unread, or the newest page."""
+    config = current_app.config
     if after_id is not None:
         rows = db_commands.list_messages_after(chat_id, after_id, config["MAX_MESSAGES_PER_FETCH"])
     elif unread_count > config["MESSAGES_ON_OPEN"]:
@@ -154,7 +164,35 @@ def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     else:
         rows = db_commands.list_messages_before(chat_id, None, config["MESSAGES_ON_OPEN"])
     newest_page = after_id is None and unread_count <= config["MESSAGES_ON_OPEN"]
-    rows, messages = _page(rows, keep_newest=newest_page)
+    return _page(rows, keep_newest=newest_page)
+
+
+@event("join_chat", "JOIN_CHAT_RATE_LIMIT")
+def join_chat(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Open a chat: its newest page, or everything from the first unread, or a catch-up
+    (``after_id``), or the page around one message (``around_id``)."""
+    chat_id = check_id(payload.get("chat_id"))
+    after_id = check_optional_id(payload.get("after_id"), "after_id")
+    around_id = check_optional_id(payload.get("around_id"), "around_id")
+    if after_id is not None and around_id is not None:
+        raise ValidationError("Ask for after_id or around_id, not both.")
+    chat = db_commands.get_chat_for_member(chat_id, user_id)
+    if chat is None:
+        raise ValidationError(NOT_A_MEMBER)
+    if around_id is not None and not db_commands.has_message(chat_id, around_id):
+        raise ValidationError(NOT_IN_CHAT)
+    # Move rooms before reading: a message stored after the read is then sure to arrive live.
+    broadcast.open_chat(chat_id)
+    unread_count = chat["unread_count"]
+    first_unread_id = (
+        db_commands.get_first_unread_id(chat_id, user_id, chat["last_read_id"])
+        if unread_count
+        else None
+    )
+    if around_id is not None:
+        rows, messages = _page_around(chat_id, around_id)
+    else:
+        rows, messages = _page_on_open(chat_id, unread_count, first_unread_id, after_id)
     db_commands.update_last_chat(user_id, chat_id)
     return {
         "chat": serialize_chat(chat),
@@ -300,3 +338,26 @@ def typing(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
         include_self=False,
     )
     return {}
+
+
+@event("search_messages", "SEARCH_RATE_LIMIT")
+def search_messages(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The messages of the reader's chats matching ``query`` (in ``chat_id`` only, when
+    given), newest first, a page before ``before_id`` at a time."""
+    config = current_app.config
+    query = check_search_query(payload.get("query"), config["MAX_SEARCH_QUERY_LENGTH"])
+    chat_id = check_optional_id(payload.get("chat_id"), "chat_id")
+    before_id = check_optional_id(payload.get("before_id"), "before_id")
+    if chat_id is not None:
+        access_chat(chat_id, user_id)
+    limit = config["SEARCH_RESULTS_PER_PAGE"]
+    rows = db_commands.list_messages_matching(user_id, query, chat_id, before_id, limit + 1)
+    page, messages = _page(rows[:limit][::-1], keep_newest=True)
+    results = [
+        {
+            "message": message,
+            "chat": {"id": row["chat_id"], "kind": row["chat_kind"], "name": row["chat_name"]},
+        }
+        for row, message in zip(page[::-1], messages[::-1], strict=True)
+    ]
+    return {"results": results, "has_more": len(rows) > len(page)}

@@ -91,5 +91,6 @@ def chats() -> Any:
         "max_upload_bytes": config["MAX_UPLOAD_MB"] * 1024 * 1024,
         "thumbnail_px": attachments.THUMBNAIL_SIZE,
         "default_channel": config["DEFAULT_CHANNEL"],
+        "max_search_query_length": config["MAX_SEARCH_QUERY_LENGTH"],
     }
     return render_template("chats.html", open_chat_id=open_chat_id, settings=settings)

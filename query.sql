@@ -94,6 +94,47 @@ UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
 
+-- version: 8
+-- Search: an FTS5 index of the messages' bodies, kept by triggers on every insert, edit
+-- and deletion, whoever writes them. External content: the index holds only its terms,
+-- the text stays in messages. unicode61 with remove_diacritics 2 folds case and the
+-- accents of Latin letters; the prefix indexes make "pl*" and "pla*" one lookup each.
+-- columnsize=0: no table of each message's length in words (a B-tree write less per
+-- message), which only ranking by relevance would read; results go by id.
+-- query_postgresql.sql's version 8 gives PostgreSQL the same rules (see search.py).
+CREATE VIRTUAL TABLE messages_search USING fts5 (
+    body,
+    content = 'messages',
+    content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3',
+    columnsize = 0
+);
+
+CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
+BEGIN
+    INSERT INTO messages_search (rowid, body) VALUES (NEW.id, NEW.body);
+END;
+
+CREATE TRIGGER messages_search_edit AFTER UPDATE OF body ON messages
+BEGIN
+    INSERT INTO messages_search (messages_search, rowid, body)
+    VALUES ('delete', OLD.id, OLD.body);
+    INSERT INTO messages_search (rowid, body) VALUES (NEW.id, NEW.body);
+END;
+
+CREATE TRIGGER messages_search_delete AFTER DELETE ON messages
+BEGIN
+    INSERT INTO messages_search (messages_search, rowid, body)
+    VALUES ('delete', OLD.id, OLD.body);
+END;
+
+-- The index's words, one row per occurrence (db_commands looks up the words a prefix
+-- starts, one row each); a view of the index, nothing stored.
+CREATE VIRTUAL TABLE messages_search_terms USING fts5vocab (messages_search, instance);
+
+-- The messages already stored.
+INSERT INTO messages_search (messages_search) VALUES ('rebuild');
 -- version: 9
 -- People and administration. The first account is the admin: site.first_user_id is claimed
 -- once, by an UPDATE ... WHERE first_user_id IS NULL in the transaction creating the

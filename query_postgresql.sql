@@ -89,6 +89,28 @@ UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
 
+-- version: 8
+-- Search, with query.sql's version 8 rules: a tsvector of each body, kept by PostgreSQL
+-- itself (a stored generated column follows every insert, edit and deletion), under a GIN
+-- index. Words are runs of letters and digits, as SQLite's unicode61 cuts them (so a URL
+-- or "foo_bar" is several words on both), lower-cased and stripped of the accents of Latin
+-- letters by translate() with the table below (the letters whose Unicode decomposition is
+-- an ASCII letter and accents; SQLite's remove_diacritics 2 folds the same), in the
+-- 'simple' configuration: no stemming, no stop words. translate() rather than the unaccent
+-- extension: nothing to install, and a dump of the chat's schema restores anywhere.
+CREATE FUNCTION message_search_fold(words TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN translate(
+    lower(words),
+    'àáâãäåçèéêëìíîïñòóôõöùúûüýÿāăąćĉċčďēĕėęěĝğġģĥĩīĭįĵķĺļľńņňōŏőŕŗřśŝşšţťũūŭůűųŵŷźżžơưǎǐǒǔǖǘǚǜǟǡǧǩǫǭǰǵǹǻȁȃȅȇȉȋȍȏȑȓȕȗșțȟȧȩȫȭȯȱȳḁḃḅḇḉḋḍḏḑḓḕḗḙḛḝḟḡḣḥḧḩḫḭḯḱḳḵḷḹḻḽḿṁṃṅṇṉṋṍṏṑṓṕṗṙṛṝṟṡṣṥṧṩṫṭṯṱṳṵṷṹṻṽṿẁẃẅẇẉẋẍẏẑẓẕẖẗẘẙạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ',
+    'aaaaaaceeeeiiiinooooouuuuyyaaaccccdeeeeegggghiiiijklllnnnooorrrssssttuuuuuuwyzzzouaiouuuuuaagkoojgnaaaeeiioorruusthaeooooyabbbcdddddeeeeefghhhhhiikkkllllmmmnnnnoooopprrrrsssssttttuuuuuvvwwwwwxxyzzzhtwyaaaaaaaaaaaaeeeeeeeeiioooooooooooouuuuuuuyyyy'
+);
+
+ALTER TABLE messages ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
+    to_tsvector('simple'::regconfig,
+                message_search_fold(regexp_replace(body, '[^[:alnum:]]+', ' ', 'g')))
+) STORED;
+
+CREATE INDEX messages_search ON messages USING gin (search_vector);
 -- version: 9
 -- query.sql's version 9: roles, display names, pictures, deactivation, private channels
 -- and topics, the site's registration and its first account, one-time sign-in links.

@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGES_ON_SCROLL": 10,
     "MAX_MESSAGES_PER_FETCH": 500,
     "FIND_RESULTS_LIMIT": 20,
+    # Message search (search_messages): results a page, and the longest query accepted.
+    "SEARCH_RESULTS_PER_PAGE": 20,
+    "MAX_SEARCH_QUERY_LENGTH": 200,
     "DEFAULT_CHANNEL": "General Talk",
     "SOCKET_MAX_MESSAGE_BYTES": 64 * 1024,
     # The messages of one page (join_chat, scrolling) take at most this many bytes of JSON;
@@ -88,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "LIST_CHATS_RATE_LIMIT": "30 per 10 seconds",
     "PAGING_RATE_LIMIT": "120 per 10 seconds",
     "READ_REPORT_RATE_LIMIT": "100 per 10 seconds",
+    "SEARCH_RATE_LIMIT": "60 per 10 seconds",
     "JOIN_CHANNEL_RATE_LIMIT": "30 per minute",
     "CHANNEL_CHANGE_RATE_LIMIT": "30 per minute",
     "LIST_MEMBERS_RATE_LIMIT": "60 per minute",

@@ -14,6 +14,7 @@ import { ActivityElsewhere } from './js/elsewhere.js';
 import { request } from './js/net.js';
 import { Notifier } from './js/notifications.js';
 import { Outbox } from './js/outbox.js';
+import { MessageSearch } from './js/search.js';
 import { followVisualViewport, Panels } from './js/panels.js';
 import { ConnectionStatus } from './js/status.js';
 import { Uploader } from './js/uploads.js';
@@ -141,6 +142,9 @@ function countUnreadElsewhere() {
   elsewhere.setCount(chatList.totalUnread() - (shown ? Number(shown.unread_count) || 0 : 0));
 }
 
+// A search result opens its chat at that message.
+new MessageSearch({ ask, me, onOpen: openChatAt });
+
 let everConnected = false;
 let loggedOut = false;
 // The chat the user last asked for; reopened after a reconnect if opening it failed.
@@ -153,28 +157,45 @@ function enableComposer(on) {
 
 // Opening chats
 
-async function openChat(chatId, { byUser = false, focusComposer = false } = {}) {
+/**
+ * Open a chat (`byUser`: the user asked for it, so it comes into view and takes the focus);
+ * with `aroundId`, at that message (see openChatAt). Resolves with true once it shows.
+ */
+async function openChat(chatId, { byUser = false, focusComposer = false, aroundId = null } = {}) {
   wantedChatId = chatId;
   if (byUser) panels.showConversation(chatId);
   elsewhere.hide();
   // What was written stays with its chat: never sent to the chat opened now.
   composer.setChat(chatId);
-  if (chatId === conversation.chatId && conversation.openingChatId === null) {
-    if (byUser) focusAfterOpen();
-    return;
+  const isOpen = chatId === conversation.chatId && conversation.openingChatId === null;
+  if (isOpen && (aroundId === null || conversation.showMessage(aroundId))) {
+    if (byUser && aroundId === null) focusAfterOpen();
+    return true;
   }
   chatList.setActive(chatId);
   composer.showError('');
   // The text box stays usable while the chat loads, so no keystroke is lost.
-  const res = await conversation.open(chatId, chatList.get(chatId));
+  const res = await conversation.open(chatId, chatList.get(chatId), { aroundId });
   uploader.setOpenChat();
   if (!res) {
     if (!conversation.openingChatId) enableComposer(false);
-    return;
+    return false;
   }
   afterOpen(chatId, res);
-  if (byUser) focusAfterOpen();
+  // Opened at a message, the focus is on that message.
+  if (byUser && aroundId === null) focusAfterOpen();
   else if (focusComposer && !isNarrow() && nothingFocused()) composer.focus();
+  return true;
+}
+
+/**
+ * Open the chat `chatId` at the message `messageId`, scrolled to it and highlighted: the
+ * page around it is asked for (join_chat around_id) unless it is shown already, and
+ * paging goes on both ways from there. Resolves with true once the chat shows (a message
+ * no longer there: the chat opens as usual, with a note).
+ */
+export function openChatAt(chatId, messageId) {
+  return openChat(chatId, { byUser: true, aroundId: messageId });
 }
 
 /** True when the keyboard is nowhere in particular (the page just loaded). */

@@ -39,6 +39,11 @@ TEXT = "Grüße — a note\n".encode()
 GENERAL = 1
 
 
+def newest_version(dialect: str) -> int:
+    """The newest schema version of a dialect's schema file."""
+    return database.schema_versions(database.SCHEMA_FILES[dialect].read_text())[-1][0]
+
+
 @pytest.fixture
 def other_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """A second empty database of the same kind as ``database_url``."""
@@ -63,11 +68,6 @@ def make_installation(tmp_path: Path) -> Iterator[Any]:
     yield make
     for built in apps:
         built.extensions["database"].close()
-
-
-def newest_schema_version() -> int:
-    """The newest version of the schema (both files number their sections alike)."""
-    return database.schema_versions(database.SCHEMA_FILES["sqlite"].read_text())[-1][0]
 
 
 def run_cli(app: Flask, *args: str) -> Any:
@@ -115,8 +115,8 @@ def test_an_archive_restores_everything_into_an_empty_installation(
         names = tar.getnames()
         manifest = json.load(tar.extractfile("manifest.json"))
     assert manifest["format"] == backup.FORMAT_VERSION
-    assert manifest["schema_version"] == newest_schema_version()
     assert manifest["database"] == used_app.extensions["database"].dialect
+    assert manifest["schema_version"] == newest_version(manifest["database"])
     assert {entry["name"] for entry in manifest["files"]} | {"manifest.json"} == set(names)
     # Two uploads: the picture, its thumbnail and the text; never the key or a session.
     assert len([n for n in names if n.startswith("uploads/")]) == 3
@@ -319,7 +319,7 @@ def test_an_archive_of_an_older_schema_is_upgraded_when_restored(
     with restored.app_context():
         import db_commands
 
-        assert db_commands.get_schema_version(db_commands.get_db()) == newest_schema_version()
+        assert db_commands.get_schema_version(db_commands.get_db()) == newest_version(dialect)
     # Version 5's column, filled in by its upgrade: alice joined before the old message.
     rows = query(restored, "SELECT joined_after_message_id AS n FROM chat_members")
     assert [row["n"] for row in rows] == [0]

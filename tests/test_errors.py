@@ -20,6 +20,7 @@ ID_FIELDS = {
     "leave_channel": ["chat_id"],
     "update_channel": ["chat_id"],
     "list_members": ["chat_id"],
+    "search_messages": ["chat_id", "before_id"],
 }
 BAD_IDS = [True, False, "1", 1.0, 1.5, -1, 0, 2**53, [1], {"id": 1}]
 
@@ -33,6 +34,7 @@ def valid_payload(event: str, chat_id: int) -> dict:
         "new_message_count_updated": {"chat_id": chat_id, "last_read_id": 1},
         "join_channel": {"chat_id": chat_id},
         "typing": {"chat_id": chat_id},
+        "search_messages": {"query": "hi", "chat_id": chat_id, "before_id": 10},
         "create_channel": {"name": "fine"},
         "list_chats": {},
         "invite_to_channel": {"chat_id": chat_id, "user_id": 1},

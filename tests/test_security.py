@@ -30,6 +30,7 @@ CHAT_EVENTS = {
     "leave_channel": lambda chat: {"chat_id": chat},
     "update_channel": lambda chat: {"chat_id": chat, "topic": "mine now"},
     "list_members": lambda chat: {"chat_id": chat},
+    "search_messages": lambda chat: {"query": "private", "chat_id": chat},
 }
 NO_CHAT_EVENTS = {
     "create_channel": "creates a chat; anyone logged in may",

@@ -101,8 +101,12 @@ export class Conversation {
     this.emptyEl.hidden = false;
   }
 
-  /** Open a chat (join_chat); resolves with the server's answer, or null. */
-  async open(chatId, knownChat) {
+  /**
+   * Open a chat (join_chat); resolves with the server's answer, or null. With `aroundId`
+   * it opens on the page around that message, scrolled to it and highlighted (a message
+   * no longer there: the chat opens as usual, with a note).
+   */
+  async open(chatId, knownChat, { aroundId = null } = {}) {
     const seq = ++this.seq;
     this.clear();
     this.openingChatId = chatId;
@@ -113,7 +117,9 @@ export class Conversation {
     this.history.setAttribute('aria-busy', 'true');
     setNote(this.pager.topNote, 'Loading messages…');
 
-    const res = await this.ask('join_chat', { chat_id: chatId });
+    const payload = { chat_id: chatId };
+    if (aroundId !== null) payload.around_id = aroundId;
+    const res = await this.ask('join_chat', payload);
     if (seq !== this.seq) return null;
     performance.clearMarks(OPENED_MARK);
     performance.mark(OPENED_MARK);
@@ -122,6 +128,10 @@ export class Conversation {
     // Only messages written while the chat loaded are shown; they are rebuilt below.
     this.timeline.clear();
     this.pending.clear();
+    if (!res.ok && aroundId !== null && !res.offline && !res.retryable) {
+      this.notify(res.error);
+      return this.open(chatId, knownChat);
+    }
     if (!res.ok) {
       setNote(this.pager.topNote, res.offline ? 'You are offline. The chat opens when the connection is back.' : res.error);
       return null;
@@ -159,11 +169,32 @@ export class Conversation {
     this.early = [];
     for (const message of early) this.receive(message);
 
-    if (this.timeline.divider) this.scroller.scrollToDivider(this.timeline.divider);
+    if (aroundId !== null && this.byId.has(aroundId)) this.showMessage(aroundId);
+    else if (this.timeline.divider) this.scroller.scrollToDivider(this.timeline.divider);
     else this.scroller.scrollToBottom();
     this.pager.rearm();
     measureRender({ chatId, messages: elements.length });
     return res;
+  }
+
+  /**
+   * Bring a message of the open chat into view and highlight it (it keeps the highlight
+   * until another is shown); false when it is not loaded.
+   */
+  showMessage(messageId) {
+    const el = this.byId.get(messageId);
+    if (!el || !el.isConnected) return false;
+    for (const old of this.timeline.list.querySelectorAll('.message.highlighted')) {
+      old.classList.remove('highlighted');
+    }
+    el.classList.add('highlighted');
+    el.scrollIntoView({ block: 'center' });
+    this.scroller.pinned = this.scroller.isAtBottom();
+    this.scroller.updateJumpButton();
+    // The reader (and a screen reader) lands on it; Tab goes on from there.
+    el.tabIndex = -1;
+    el.focus({ preventScroll: true });
+    return true;
   }
 
   /** The connection dropped: what shows may fall behind until catchUp(). */
