@@ -262,7 +262,7 @@ def message_edited(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
 def message_deleted(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The sender deletes a message; it leaves every member socket's view."""
     message_id = check_id(payload.get("message_id"), "message_id")
-    message_changes.do_delete_message(user_id, message_id, skip_sid=request.sid)
+    message_changes.do_delete_message(user_id, message_id)
     return {}
 
 

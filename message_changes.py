@@ -87,9 +87,10 @@ def do_edit_message(
     return edited
 
 
-def do_delete_message(user_id: int, message_id: int, skip_sid: str | None) -> None:
+def do_delete_message(user_id: int, message_id: int) -> None:
     """Delete a message (with its reactions and its attachment's files) and tell every
-    member socket, with the chat's newest message now for the chat list's preview."""
+    member socket, with the chat's newest message now for the chat list's preview: the
+    deleting socket too, whose ack does not carry it."""
     message = access_message(message_id, user_id)
     if not may_delete(user_id, message):
         raise ValidationError("You can only delete your own messages.")
@@ -110,7 +111,6 @@ def do_delete_message(user_id: int, message_id: int, skip_sid: str | None) -> No
             "sender_id": gone["sender_id"],
             "last_message": serialize_message(last) if last else None,
         },
-        skip_sid,
     )
 
 
