@@ -143,7 +143,7 @@ export class MessageActions {
           'aria-label': 'More reactions',
           'aria-expanded': 'false',
           title: 'More reactions',
-          text: '＋',
+          text: '+',
         }),
       ),
       h('div', { className: 'menu-actions' }, ...actions),
