@@ -20,6 +20,7 @@ from tests.browser.ui import (
     register,
     send_message,
     start_direct_chat,
+    unread_badge,
     wait_until_chat_is_open,
 )
 
@@ -89,6 +90,19 @@ def test_delete_is_live_and_the_preview_falls_back(pair):
     bob.reload()
     wait_until_chat_is_open(bob)
     expect(message_bodies(bob)).to_have_text(["Meeting moved to Tuesday"])
+
+    # With another chat open, bob's list counts alice's messages unread; a deleted one
+    # leaves the count and the preview.
+    open_chat(bob, "General Talk")
+    send_message(alice, "Lunch?")
+    send_message(alice, "wrong chat, sorry")
+    expect(unread_badge(bob, "cat")).to_have_text("2")
+    expect(chat_in_list(bob, "cat")).to_contain_text("wrong chat, sorry")
+    panel = open_actions(alice, "wrong chat, sorry")
+    panel.get_by_role("button", name="Delete").click()
+    panel.get_by_role("button", name="Delete for everyone").click()
+    expect(unread_badge(bob, "cat")).to_have_text("1")
+    expect(chat_in_list(bob, "cat")).to_contain_text("Lunch?")
 
 
 def test_reply_quotes_and_jumps_to_an_original_not_loaded(pair, live_server):
