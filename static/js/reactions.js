@@ -15,7 +15,7 @@ export const MORE_REACTIONS = [
 
 const LONG_PRESS_MS = 500;
 
-/** "alice", "alice and bob", "alice, bob and carol". */
+/** "Ann", "Ann and Ben", "Ann, Ben and Cy". */
 export function listNames(names) {
   if (names.length <= 1) return names.join('');
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
