@@ -97,6 +97,22 @@ def deliver_message(
             )
 
 
+def announce_to_chat(event: str, payload: dict[str, Any], skip_sid: str | None = None) -> None:
+    """Emit ``event`` once to every member socket of ``payload["chat_id"]``, those with the
+    chat open and the others (an edit or a deletion changes the chat list's preview too);
+    ``skip_sid``, the socket that made the change, has it in its ack."""
+    socketio = current_app.extensions["socketio"]
+    for room in (view_room(payload["chat_id"]), chat_room(payload["chat_id"])):
+        socketio.emit(event, payload, to=room, skip_sid=skip_sid)
+
+
+def announce_to_viewers(event: str, payload: dict[str, Any], skip_sid: str | None = None) -> None:
+    """Emit ``event`` to the sockets that have ``payload["chat_id"]`` open."""
+    current_app.extensions["socketio"].emit(
+        event, payload, to=view_room(payload["chat_id"]), skip_sid=skip_sid
+    )
+
+
 def announce_presence(user_id: int, online: bool) -> None:
     """Tell the people whose chat list shows this user's dot (their direct-chat partners)
     that the user came online or went offline, in one emit; and everyone the new count."""

@@ -31,17 +31,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Above every id the chat can hand out: "before the newest" without a special case.
 _NO_UPPER_BOUND = 2**63 - 1
 
-# The columns of a message on the wire, with its sender's name and its attachment.
+# The columns of a message on the wire, with its sender's name, its attachment and the
+# start of the message it replies to (no row: deleted since).
 _MESSAGE_SELECT = """
     SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name,
            COALESCE(u.display_name, u.username) AS sender_display_name,
            u.avatar_version AS sender_avatar_version, m.body, m.created_at, m.client_id,
            m.attachment_id, a.original_name AS attachment_name,
            a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size,
-           a.width AS attachment_width, a.height AS attachment_height
+           a.width AS attachment_width, a.height AS attachment_height,
+           m.edited_at, m.reply_to_id, ru.username AS reply_sender_name,
+           substr(r.body, 1, 200) AS reply_body, ra.original_name AS reply_attachment_name
     FROM messages AS m
     JOIN users AS u ON u.id = m.sender_id
     LEFT JOIN attachments AS a ON a.id = m.attachment_id
+    LEFT JOIN messages AS r ON r.id = m.reply_to_id
+    LEFT JOIN users AS ru ON ru.id = r.sender_id
+    LEFT JOIN attachments AS ra ON ra.id = r.attachment_id
 """
 
 # A chat as one member sees it: a direct chat is named after the partner (oneself for
@@ -374,8 +380,9 @@ def list_channels_to_join(user_id: int) -> list[dict[str, Any]]:
 # last message; it answers the message as _MESSAGE_SELECT does, but for the attachment's
 # columns. A repeated (sender_id, client_id) stores nothing and answers no row.
 _INSERT_MESSAGE = """
-    INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at, client_id)
-    VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO messages (chat_id, sender_id, body, attachment_id, created_at, client_id,
+                          reply_to_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (sender_id, client_id) DO NOTHING
     RETURNING id, chat_id, sender_id,
               (SELECT u.username FROM users AS u WHERE u.id = messages.sender_id) AS sender_name,
@@ -383,7 +390,7 @@ _INSERT_MESSAGE = """
                 WHERE u.id = messages.sender_id) AS sender_display_name,
               (SELECT u.avatar_version FROM users AS u
                 WHERE u.id = messages.sender_id) AS sender_avatar_version,
-              body, created_at, client_id, attachment_id
+              body, created_at, client_id, attachment_id, reply_to_id
 """
 
 
@@ -394,18 +401,22 @@ def insert_message(
     body: str,
     client_id: str,
     attachment: Mapping[str, Any] | None = None,
+    reply_to_id: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store a message (with its attachment's row, if any); its chat's last message moves.
 
     A repeated ``client_id`` stores nothing and returns the first message and False; the
-    caller then owns the attachment's files and should delete them.
+    caller then owns the attachment's files and should delete them. ``reply_to_id`` is
+    stored as given: the caller checked it (``get_reply_target``).
     """
     db = get_db()
     now = now_ms()
     if attachment is None:
         # all(), not one(): the statement is stepped to its end, so the row is written
         # before the group's COMMIT, after which the caller acks it.
-        rows = db.all(_INSERT_MESSAGE, (chat_id, sender_id, body, None, now, client_id))
+        rows = db.all(
+            _INSERT_MESSAGE, (chat_id, sender_id, body, None, now, client_id, reply_to_id)
+        )
         row = rows[0] if rows else None
     else:
         with db.transaction():
@@ -425,7 +436,10 @@ def insert_message(
                     now,
                 ),
             )
-            row = db.one(_INSERT_MESSAGE, (chat_id, sender_id, body, attachment_id, now, client_id))
+            row = db.one(
+                _INSERT_MESSAGE,
+                (chat_id, sender_id, body, attachment_id, now, client_id, reply_to_id),
+            )
             if row is None:
                 db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
         if row is not None:
@@ -448,6 +462,7 @@ def insert_message_for_member(
     body: str,
     client_id: str,
     attachment: Mapping[str, Any] | None = None,
+    reply_to_id: int | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, bool]:
     """The sender's membership of the chat (as ``get_membership``, read before the insert)
     and, when they are a member, ``insert_message``'s answer; ``(None, None, False)`` for a
@@ -458,7 +473,9 @@ def insert_message_for_member(
     membership = get_membership(chat_id, sender_id)
     if membership is None:
         return None, None, False
-    row, created = insert_message(chat_id, sender_id, body, client_id, attachment=attachment)
+    row, created = insert_message(
+        chat_id, sender_id, body, client_id, attachment=attachment, reply_to_id=reply_to_id
+    )
     return membership, row, created
 
 
@@ -496,16 +513,170 @@ def list_messages_before(chat_id: int, before_id: int | None, limit: int) -> lis
         _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
         (chat_id, _NO_UPPER_BOUND if before_id is None else before_id, limit),
     )
-    return rows[::-1]
+    return _with_reactions(chat_id, rows[::-1])
 
 
 @read
 def list_messages_after(chat_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
     """The ``limit`` oldest messages newer than ``after_id``, oldest first."""
-    return get_db().all(
+    rows = get_db().all(
         _MESSAGE_SELECT + " WHERE m.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
         (chat_id, after_id, limit),
     )
+    return _with_reactions(chat_id, rows)
+
+
+def _with_reactions(chat_id: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (ids ascending), each given its ``reactions``: one query for the page."""
+    if not rows:
+        return rows
+    found = get_db().all(
+        """SELECT r.message_id, r.emoji, r.user_id, u.username
+           FROM reactions AS r
+           JOIN messages AS m ON m.id = r.message_id
+           JOIN users AS u ON u.id = r.user_id
+           WHERE m.chat_id = ? AND r.message_id BETWEEN ? AND ?
+           ORDER BY r.id""",
+        (chat_id, rows[0]["id"], rows[-1]["id"]),
+    )
+    by_message: dict[int, list[dict[str, Any]]] = {}
+    for reaction in found:
+        by_message.setdefault(reaction["message_id"], []).append(reaction)
+    for row in rows:
+        row["reactions"] = _group_reactions(by_message.get(row["id"], []))
+    return rows
+
+
+def _group_reactions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reaction rows (in the order given) as the wire has them: one entry per emoji, in
+    the order of its first use, with who gave it."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = grouped.setdefault(
+            row["emoji"], {"emoji": row["emoji"], "user_ids": [], "user_names": []}
+        )
+        entry["user_ids"].append(row["user_id"])
+        entry["user_names"].append(row["username"])
+    return list(grouped.values())
+
+
+@read
+def get_message_for_member(message_id: int, user_id: int) -> dict[str, Any] | None:
+    """A message as the wire has it (with its reactions), if ``user_id`` is a member of its
+    chat; else None, as for a message that does not exist."""
+    row = get_db().one(
+        _MESSAGE_SELECT
+        + """ JOIN chat_members AS cm ON cm.chat_id = m.chat_id AND cm.user_id = ?
+              WHERE m.id = ?""",
+        (user_id, message_id),
+    )
+    return None if row is None else _with_reactions(row["chat_id"], [row])[0]
+
+
+@read
+def get_reply_target(chat_id: int, message_id: int) -> dict[str, Any] | None:
+    """What a reply to ``message_id`` shows of it (its sender's name, the start of its body,
+    its attachment's name), if it is a message of ``chat_id``; else None."""
+    return get_db().one(
+        """SELECT u.username AS reply_sender_name, substr(m.body, 1, 200) AS reply_body,
+                  a.original_name AS reply_attachment_name
+           FROM messages AS m
+           JOIN users AS u ON u.id = m.sender_id
+           LEFT JOIN attachments AS a ON a.id = m.attachment_id
+           WHERE m.id = ? AND m.chat_id = ?""",
+        (message_id, chat_id),
+    )
+
+
+@write
+def update_message_body(message_id: int, sender_id: int, body: str) -> dict[str, Any] | None:
+    """Give a message of ``sender_id`` a new body, stamped edited now; the message as the
+    wire has it, or None when ``sender_id`` has no such message (deleted meanwhile)."""
+    db = get_db()
+    with db.transaction():
+        changed = db.execute(
+            "UPDATE messages SET body = ?, edited_at = ? WHERE id = ? AND sender_id = ?",
+            (body, now_ms(), message_id, sender_id),
+        ).rowcount
+        return get_message_for_member(message_id, sender_id) if changed else None
+
+
+@write
+def delete_message(message_id: int) -> dict[str, Any] | None:
+    """Delete a message, its reactions and its attachment's row; the chat's last message
+    moves back to the newest left. Returns ``{chat_id, sender_id, stored_name, last_message}``
+    (``stored_name``: the attachment's file, now the caller's to remove; ``last_message``:
+    the chat's newest message now, as the wire has it, or None), or None when the message
+    was already gone."""
+    db = get_db()
+    with db.transaction():
+        gone = db.one(
+            """SELECT m.chat_id, m.sender_id, m.attachment_id, a.stored_name
+               FROM messages AS m LEFT JOIN attachments AS a ON a.id = m.attachment_id
+               WHERE m.id = ?""",
+            (message_id,),
+        )
+        if gone is None:
+            return None
+        chat_id = gone["chat_id"]
+        db.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
+        db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        if gone["attachment_id"] is not None:
+            db.execute("DELETE FROM attachments WHERE id = ?", (gone["attachment_id"],))
+        db.execute(
+            """UPDATE chats SET last_message_id =
+                   (SELECT MAX(id) FROM messages WHERE chat_id = ?)
+               WHERE id = ? AND last_message_id = ?""",
+            (chat_id, chat_id, message_id),
+        )
+        newest = list_messages_before(chat_id, None, 1)
+    return {
+        "chat_id": chat_id,
+        "sender_id": gone["sender_id"],
+        "stored_name": gone["stored_name"],
+        "last_message": newest[0] if newest else None,
+    }
+
+
+@write
+def toggle_reaction(
+    message_id: int, user_id: int, emoji: str, max_kinds: int
+) -> list[dict[str, Any]] | None:
+    """Remove the user's ``emoji`` from a message if there, else add it (unless the message
+    already holds ``max_kinds`` different emoji); return the message's reactions as the
+    wire has them, or None when the new emoji did not fit."""
+    db = get_db()
+    with db.transaction():
+        removed = db.execute(
+            "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?",
+            (message_id, user_id, emoji),
+        ).rowcount
+        if not removed:
+            kinds = db.scalar(
+                """SELECT COUNT(DISTINCT emoji) FROM reactions
+                   WHERE message_id = ? AND emoji != ?""",
+                (message_id, emoji),
+            )
+            if kinds >= max_kinds:
+                return None
+            db.execute(
+                """INSERT INTO reactions (message_id, user_id, emoji, created_at)
+                   VALUES (?, ?, ?, ?) ON CONFLICT (message_id, user_id, emoji) DO NOTHING""",
+                (message_id, user_id, emoji, now_ms()),
+            )
+        return list_reactions(message_id)
+
+
+@read
+def list_reactions(message_id: int) -> list[dict[str, Any]]:
+    """A message's reactions as the wire has them."""
+    rows = get_db().all(
+        """SELECT r.emoji, r.user_id, u.username FROM reactions AS r
+           JOIN users AS u ON u.id = r.user_id
+           WHERE r.message_id = ? ORDER BY r.id""",
+        (message_id,),
+    )
+    return _group_reactions(rows)
 
 
 @read

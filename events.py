@@ -15,11 +15,13 @@ from limits import parse as parse_limit
 import accounts
 import broadcast
 import db_commands
+import message_changes
 import messaging
 from helpers import (
     ValidationError,
     authenticated_only,
     check_channel_name,
+    check_emoji,
     check_id,
     check_optional_id,
     check_topic,
@@ -240,10 +242,41 @@ def scrolled_to_bottom(user_id: int, payload: Mapping[str, Any]) -> dict[str, An
 def message_sent(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Store a message (once per client_id), then deliver it to the chat's rooms."""
     draft = messaging.check_message(
-        user_id, payload.get("chat_id"), payload.get("body"), payload.get("client_id")
+        user_id,
+        payload.get("chat_id"),
+        payload.get("body"),
+        payload.get("client_id"),
+        reply_to_id=payload.get("reply_to_id"),
     )
     message, _created = messaging.do_send_message(draft, skip_sid=request.sid)
     return {"message": message}
+
+
+@event("message_edited", "MESSAGE_CHANGE_RATE_LIMIT")
+def message_edited(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The sender gives a message a new body; every member socket follows."""
+    message_id = check_id(payload.get("message_id"), "message_id")
+    message = message_changes.do_edit_message(
+        user_id, message_id, payload.get("body"), skip_sid=request.sid
+    )
+    return {"message": message}
+
+
+@event("message_deleted", "MESSAGE_CHANGE_RATE_LIMIT")
+def message_deleted(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The sender deletes a message; it leaves every member socket's view."""
+    message_id = check_id(payload.get("message_id"), "message_id")
+    message_changes.do_delete_message(user_id, message_id)
+    return {}
+
+
+@event("reaction_toggled", "REACTION_RATE_LIMIT")
+def reaction_toggled(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Add the reader's emoji to a message, or take it back; those viewing the chat see it."""
+    message_id = check_id(payload.get("message_id"), "message_id")
+    emoji = check_emoji(payload.get("emoji"))
+    reactions = message_changes.do_toggle_reaction(user_id, message_id, emoji, skip_sid=request.sid)
+    return {"reactions": reactions}
 
 
 @event("new_message_count_updated", "READ_REPORT_RATE_LIMIT")

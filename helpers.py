@@ -48,6 +48,15 @@ KEYCAP = "\u20e3"
 # and cannot make one name of letters look like another.
 EMOJI_CATEGORIES = frozenset({"So", "Sk"})
 SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
+# A reaction is one emoji: at most this many code points (a family of four with skin tones
+# takes 11), and one picture (symbols joined by zero-width joiners, a flag's pair of
+# regional indicators, a keycap, a subdivision flag's tags).
+MAX_EMOJI_CODE_POINTS = 16
+REGIONAL_INDICATORS = frozenset(chr(c) for c in range(0x1F1E6, 0x1F200))
+EMOJI_TAGS = frozenset(chr(c) for c in range(0xE0020, 0xE0080))
+KEYCAP_BASES = frozenset("0123456789#*")
+# A reply shows this many characters of the message it answers.
+REPLY_EXCERPT_LENGTH = 120
 
 
 class ValidationError(ValueError):
@@ -282,6 +291,31 @@ def check_storable_text(text: str, what: str) -> str:
     return text
 
 
+def check_emoji(value: Any) -> str:
+    """One emoji (see ``MAX_EMOJI_CODE_POINTS``): a reaction is a picture, never text."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError("Choose an emoji to react with.")
+    if len(value) > MAX_EMOJI_CODE_POINTS or not is_one_emoji(value):
+        raise ValidationError("A reaction is one emoji.")
+    return value
+
+
+def is_one_emoji(text: str) -> bool:
+    """Whether ``text`` is exactly one emoji (one grapheme of the kinds reactions use)."""
+    if len(text) == 2 and all(ch in REGIONAL_INDICATORS for ch in text):
+        return True  # a flag
+    if text[0] in KEYCAP_BASES:
+        return text[1:] in {KEYCAP, "\ufe0f" + KEYCAP}
+    return all(_is_emoji_part(part) for part in text.split(ZERO_WIDTH_JOINER))
+
+
+def _is_emoji_part(part: str) -> bool:
+    """A symbol followed only by variation selectors, skin tones or tags."""
+    if not part or unicodedata.category(part[0]) != "So" or part[0] in REGIONAL_INDICATORS:
+        return False
+    return all(ch in VARIATION_SELECTORS or ch in SKIN_TONES or ch in EMOJI_TAGS for ch in part[1:])
+
+
 def check_channel_name(value: Any) -> str:
     """1 to ``MAX_CHANNEL_NAME_LENGTH`` characters after trimming; no control characters,
     nothing invisible, nothing that reorders the text (so no name can pass for another)."""
@@ -378,6 +412,20 @@ def viewed_chat_id(rooms: Iterable[str]) -> int | None:
 # -- wire shapes ---------------------------------------------------------------------
 
 
+def serialize_reply(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a reply shows of the message it answers: None for a message that is no reply;
+    ``{id, deleted: true}`` once the original is gone; else its sender and excerpt."""
+    reply_to_id = row.get("reply_to_id")
+    if reply_to_id is None:
+        return None
+    if row.get("reply_sender_name") is None:
+        return {"id": reply_to_id, "deleted": True}
+    text = " ".join((row.get("reply_body") or "").split()) or row.get("reply_attachment_name")
+    if len(text or "") > REPLY_EXCERPT_LENGTH:
+        text = text[: REPLY_EXCERPT_LENGTH - 1].rstrip() + "…"
+    return {"id": reply_to_id, "sender_name": row["reply_sender_name"], "excerpt": text or ""}
+
+
 def serialize_message(row: Mapping[str, Any]) -> dict[str, Any]:
     """A message as history pages and live events carry it."""
     attachment = None
@@ -405,6 +453,9 @@ def serialize_message(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "client_id": row["client_id"],
         "attachment": attachment,
+        "edited_at": row.get("edited_at"),
+        "reply_to": serialize_reply(row),
+        "reactions": row.get("reactions", []),
     }
 
 

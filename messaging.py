@@ -17,10 +17,12 @@ from helpers import (
     check_client_id,
     check_id,
     check_message_body,
+    check_optional_id,
     serialize_message,
 )
 
 NOT_A_MEMBER = "This chat does not exist or you are not in it."
+NO_REPLY_TARGET = "The message you reply to does not exist or is not in this chat."
 
 
 class NotAMember(ValidationError):
@@ -35,6 +37,7 @@ class Draft:
     chat_id: int
     body: str
     client_id: str
+    reply_to_id: int | None = None
 
 
 def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
@@ -47,10 +50,17 @@ def access_chat(chat_id: int, user_id: int) -> dict[str, Any]:
 
 
 def check_message(
-    sender_id: int, chat_id: Any, body: Any, client_id: Any, *, caption: bool = False
+    sender_id: int,
+    chat_id: Any,
+    body: Any,
+    client_id: Any,
+    *,
+    caption: bool = False,
+    reply_to_id: Any = None,
 ) -> Draft:
     """Check a message before anything is stored: the ids and the body (a file's caption
-    may be empty). Raises ValidationError. Membership is checked where it is stored."""
+    may be empty). Raises ValidationError. Membership is checked where it is stored, the
+    message replied to (``reply_to_id``) where it is sent."""
     chat_id = check_id(chat_id)
     max_length = current_app.config["MAX_MESSAGE_LENGTH"]
     if caption:
@@ -58,7 +68,8 @@ def check_message(
     else:
         body = check_message_body(body, max_length)
     client_id = check_client_id(client_id)
-    return Draft(sender_id, chat_id, body, client_id)
+    reply_to_id = check_optional_id(reply_to_id, "reply_to_id")
+    return Draft(sender_id, chat_id, body, client_id, reply_to_id)
 
 
 def do_send_message(
@@ -69,11 +80,23 @@ def do_send_message(
     """Store ``draft`` (with its attachment's row) if its sender is a member, deliver it if
     it is new, and return its wire shape and whether it was new (False: a retry of a message
     already stored). Raises NotAMember for a stranger."""
+    reply_target = None
+    if draft.reply_to_id is not None:
+        reply_target = db_commands.get_reply_target(draft.chat_id, draft.reply_to_id)
+        if reply_target is None:
+            raise ValidationError(NO_REPLY_TARGET)
     chat, row, created = db_commands.insert_message_for_member(
-        draft.chat_id, draft.sender_id, draft.body, draft.client_id, attachment=attachment
+        draft.chat_id,
+        draft.sender_id,
+        draft.body,
+        draft.client_id,
+        attachment=attachment,
+        reply_to_id=draft.reply_to_id,
     )
     if chat is None:
         raise NotAMember(NOT_A_MEMBER)
+    if reply_target is not None and row["reply_to_id"] == draft.reply_to_id:
+        row |= reply_target
     message = serialize_message(row)
     if created:
         # The membership was read with the insert, before it: no message yet means this one

@@ -94,6 +94,22 @@ UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
 
+-- version: 6
+-- Messages change after they are sent: an edit stamps edited_at; a reply names the message
+-- it answers (no foreign key: a reply outlives its original, which then shows as deleted);
+-- reactions are one row per person and emoji, in the order they were given.
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN reply_to_id INTEGER;
+CREATE TABLE reactions (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    emoji TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (message_id, user_id, emoji)
+);
+CREATE INDEX reactions_by_message ON reactions (message_id, id);
+
 -- version: 8
 -- Search: an FTS5 index of the messages' bodies, kept by triggers on every insert, edit
 -- and deletion, whoever writes them. External content: the index holds only its terms,
@@ -135,6 +151,7 @@ CREATE VIRTUAL TABLE messages_search_terms USING fts5vocab (messages_search, ins
 
 -- The messages already stored.
 INSERT INTO messages_search (messages_search) VALUES ('rebuild');
+
 -- version: 9
 -- People and administration. The first account is the admin: site.first_user_id is claimed
 -- once, by an UPDATE ... WHERE first_user_id IS NULL in the transaction creating the

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # Engine.IO ping interval plus its timeout (45 s): their pongs prove them alive.
     "HTTP_TIMEOUT_SECONDS": 60,
     "MAX_MESSAGE_LENGTH": 4000,
+    # How long after sending a message its sender may edit it, in seconds; 0: no limit.
+    "EDIT_WINDOW_SECONDS": 0,
     "MESSAGES_ON_OPEN": 20,
     "MESSAGES_ON_SCROLL": 10,
     "MAX_MESSAGES_PER_FETCH": 500,
@@ -95,6 +97,8 @@ DEFAULTS: dict[str, Any] = {
     "JOIN_CHANNEL_RATE_LIMIT": "30 per minute",
     "CHANNEL_CHANGE_RATE_LIMIT": "30 per minute",
     "LIST_MEMBERS_RATE_LIMIT": "60 per minute",
+    "MESSAGE_CHANGE_RATE_LIMIT": "30 per 10 seconds",
+    "REACTION_RATE_LIMIT": "60 per 10 seconds",
     "UPLOAD_RATE_LIMIT": "30 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",
     # Failed logins per account from all addresses together, tighter the longer a guessing

@@ -139,15 +139,17 @@ def offset_page_before(db_commands: Any, chat_id: int, skip: int) -> list[dict[s
         db_commands._MESSAGE_SELECT + " WHERE m.chat_id = ? ORDER BY m.id DESC LIMIT ? OFFSET ?",
         (chat_id, PAGE_SIZE, skip),
     )
-    return list(reversed(rows))
+    # With their reactions, as the keyset pages have them.
+    return db_commands._with_reactions(chat_id, list(reversed(rows)))
 
 
 def offset_page_after(db_commands: Any, chat_id: int, skip: int) -> list[dict[str, Any]]:
     """The page ``skip`` messages above the oldest, cut with OFFSET (for comparison only)."""
-    return db_commands.get_db().all(
+    rows = db_commands.get_db().all(
         db_commands._MESSAGE_SELECT + " WHERE m.chat_id = ? ORDER BY m.id LIMIT ? OFFSET ?",
         (chat_id, PAGE_SIZE, skip),
     )
+    return db_commands._with_reactions(chat_id, rows)
 
 
 def depths_for(messages: int) -> list[int]:

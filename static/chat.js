@@ -24,6 +24,8 @@ const me = {
   id: Number(root.dataset.userId),
   username: root.dataset.username || '',
   displayName: root.dataset.displayName || root.dataset.username || '',
+  // An admin may delete anyone's message (the server checks it again).
+  isAdmin: root.dataset.role === 'admin',
 };
 // The server's limits (MAX_MESSAGE_LENGTH, MAX_UPLOAD_MB, the channel name's), from the page.
 const maxMessageLength = Number(root.dataset.maxMessageLength);
@@ -86,6 +88,8 @@ const conversation = new Conversation({
   viewer: new ImageViewer(document.getElementById('image-viewer')),
   notify: (text) => composer.showError(text),
   onRead: (chatId, unreadCount, lastReadId) => chatList.setUnread(chatId, unreadCount, lastReadId),
+  openAt: (chatId, messageId) => openChatAt(chatId, messageId),
+  onEdited: (message) => chatList.noteEdit(message.chat_id, message),
 });
 
 const uploadStatus = root.querySelector('#upload-status');
@@ -495,6 +499,21 @@ function messageArrived(data) {
 }
 socket.on('message_received_from_current_chat', messageArrived);
 socket.on('message_received_from_another_chat', messageArrived);
+
+// A message edited, deleted or reacted to: the open chat and the chat list follow.
+socket.on('message_updated', (data) => {
+  if (!data || !data.message) return;
+  conversation.updateMessage(data.message);
+  chatList.noteEdit(data.chat_id, data.message);
+});
+socket.on('message_removed', (data) => {
+  if (!data || !Number.isInteger(data.message_id)) return;
+  conversation.removeMessage(data.chat_id, data.message_id);
+  chatList.noteRemoval(data.chat_id, data.message_id, data.sender_id, data.last_message || null);
+});
+socket.on('reactions_updated', (data) => {
+  if (data) conversation.setReactions(data.chat_id, data.message_id, data.reactions);
+});
 
 socket.on('new_user_sent_message', () => syncChats());
 socket.on('chat_added', () => syncChats());

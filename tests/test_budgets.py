@@ -31,23 +31,46 @@ def fresh_channel(app: Flask | None) -> int:
     return chat_id
 
 
+def own_message(user: User, chat_id: int) -> int:
+    """A message of ``user`` in ``chat_id``, stored without spending their send budget."""
+    with user.app.app_context():
+        row, _ = db_commands.insert_message(chat_id, user.id, "mine", next(_client_ids))
+    return row["id"]
+
+
 def payloads(chat_id: int, app: Flask | None = None) -> dict[str, Any]:
-    """A valid request of each event, made afresh for each call."""
+    """A valid request of each event by a user, made afresh for each call."""
     return {
-        "invite_to_channel": lambda: {"chat_id": chat_id, "user_id": 2},
-        "leave_channel": lambda: {"chat_id": fresh_channel(app)},
-        "update_channel": lambda: {"chat_id": chat_id, "topic": "A topic"},
-        "list_members": lambda: {"chat_id": chat_id},
-        "join_chat": lambda: {"chat_id": chat_id},
-        "list_chats": dict,
-        "message_history_is_scrolled_to_the_top": lambda: {"chat_id": chat_id, "before_id": MAX_ID},
-        "message_history_is_scrolled_to_the_bottom": lambda: {"chat_id": chat_id, "after_id": 1},
-        "new_message_count_updated": lambda: {"chat_id": chat_id, "last_read_id": 1},
-        "typing": lambda: {"chat_id": chat_id},
-        "message_sent": lambda: {"chat_id": chat_id, "body": "hi", "client_id": next(_client_ids)},
-        "create_channel": lambda: {"name": next(_names)},
-        "join_channel": lambda: {"chat_id": chat_id},
-        "search_messages": lambda: {"query": "read"},
+        "invite_to_channel": lambda _user: {"chat_id": chat_id, "user_id": 2},
+        "leave_channel": lambda _user: {"chat_id": fresh_channel(app)},
+        "update_channel": lambda _user: {"chat_id": chat_id, "topic": "A topic"},
+        "list_members": lambda _user: {"chat_id": chat_id},
+        "join_chat": lambda _user: {"chat_id": chat_id},
+        "list_chats": lambda _user: {},
+        "message_history_is_scrolled_to_the_top": lambda _user: {
+            "chat_id": chat_id,
+            "before_id": MAX_ID,
+        },
+        "message_history_is_scrolled_to_the_bottom": lambda _user: {
+            "chat_id": chat_id,
+            "after_id": 1,
+        },
+        "new_message_count_updated": lambda _user: {"chat_id": chat_id, "last_read_id": 1},
+        "typing": lambda _user: {"chat_id": chat_id},
+        "message_sent": lambda _user: {
+            "chat_id": chat_id,
+            "body": "hi",
+            "client_id": next(_client_ids),
+        },
+        "create_channel": lambda _user: {"name": next(_names)},
+        "join_channel": lambda _user: {"chat_id": chat_id},
+        "search_messages": lambda _user: {"query": "read"},
+        "message_edited": lambda user: {"message_id": own_message(user, chat_id), "body": "b"},
+        "message_deleted": lambda user: {"message_id": own_message(user, chat_id)},
+        "reaction_toggled": lambda user: {
+            "message_id": own_message(user, chat_id),
+            "emoji": "\U0001f44d",
+        },
     }
 
 
@@ -95,12 +118,12 @@ def test_each_event_answers_too_fast_past_its_budget(make_app, users_of, name):
     with app.app_context():
         db_commands.insert_message(1, bob.id, "one to read", "seed")
     request = payloads(1, app)[name]
-    answers = [alice.call(name, request()) for _ in range(4)]
+    answers = [alice.call(name, request(alice)) for _ in range(4)]
     assert [a["ok"] for a in answers] == [True, True, True, False], answers
     assert answers[-1]["code"] == "rate_limited"
     assert answers[-1]["error"] == rate_limits.TOO_FAST
     assert 1 <= answers[-1]["retry_after"] <= 60
-    assert bob.call(name, request())["ok"], "another user's budget is their own"
+    assert bob.call(name, request(bob))["ok"], "another user's budget is their own"
 
 
 def test_both_paging_events_share_one_budget(make_app, users_of):

@@ -9,10 +9,13 @@ from events import HANDLERS
 from tests.conftest import query
 
 ID_FIELDS = {
-    "join_chat": ["chat_id", "after_id"],
+    "join_chat": ["chat_id", "after_id", "around_id"],
     "message_history_is_scrolled_to_the_top": ["chat_id", "before_id"],
     "message_history_is_scrolled_to_the_bottom": ["chat_id", "after_id"],
-    "message_sent": ["chat_id"],
+    "message_sent": ["chat_id", "reply_to_id"],
+    "message_edited": ["message_id"],
+    "message_deleted": ["message_id"],
+    "reaction_toggled": ["message_id"],
     "new_message_count_updated": ["chat_id", "last_read_id"],
     "join_channel": ["chat_id"],
     "typing": ["chat_id"],
@@ -31,6 +34,9 @@ def valid_payload(event: str, chat_id: int) -> dict:
         "message_history_is_scrolled_to_the_top": {"chat_id": chat_id, "before_id": 10},
         "message_history_is_scrolled_to_the_bottom": {"chat_id": chat_id, "after_id": 1},
         "message_sent": {"chat_id": chat_id, "body": "hi", "client_id": "ok-1"},
+        "message_edited": {"message_id": 1, "body": "hi"},
+        "message_deleted": {"message_id": 1},
+        "reaction_toggled": {"message_id": 1, "emoji": "\U0001f44d"},
         "new_message_count_updated": {"chat_id": chat_id, "last_read_id": 1},
         "join_channel": {"chat_id": chat_id},
         "typing": {"chat_id": chat_id},
@@ -83,7 +89,11 @@ def test_a_payload_that_is_not_an_object_is_refused(app, alice, event, payload):
     assert alice.tab.is_connected()
 
 
-@pytest.mark.parametrize("event", sorted(set(ID_FIELDS) - {"join_channel"}))
+# Those aimed at a message rather than a chat: tests/test_edit_and_delete.py.
+MESSAGE_EVENTS = {"message_edited", "message_deleted", "reaction_toggled"}
+
+
+@pytest.mark.parametrize("event", sorted(set(ID_FIELDS) - {"join_channel"} - MESSAGE_EVENTS))
 def test_unknown_chat_is_refused(alice, event):
     ack = alice.call(event, valid_payload(event, 987654))
     assert ack == {"ok": False, "error": "This chat does not exist or you are not in it."}

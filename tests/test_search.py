@@ -224,6 +224,17 @@ def test_edits_and_deletions_keep_the_index_true(app, alice, bob, chat):
     assert bodies(bob, "phrasing") == ["the new phrasing"]
 
 
+def test_edits_and_deletions_by_their_events_are_searched_at_once(app, alice, bob, chat):
+    edited = alice.send(chat, "meet at the harbour")
+    deleted = alice.send(chat, "harbour plans are secret")
+    edit = {"message_id": edited["id"], "body": "meet at the station"}
+    assert alice.call("message_edited", edit)["ok"]
+    assert alice.call("message_deleted", {"message_id": deleted["id"]})["ok"]
+    assert bodies(bob, "harbour") == [] and bodies(bob, "secret") == []
+    assert bodies(bob, "station") == ["meet at the station"]
+    assert search(bob, "station")["results"][0]["message"]["edited_at"] is not None
+
+
 def test_pages_of_twenty_newest_first_by_id(app, alice, bob, chat):
     sent = [store(app, chat, alice, f"report number {n}") for n in range(45)]
     store(app, chat, alice, "unrelated")

@@ -32,6 +32,12 @@ CHAT_EVENTS = {
     "list_members": lambda chat: {"chat_id": chat},
     "search_messages": lambda chat: {"query": "private", "chat_id": chat},
 }
+# Events aimed at a message: a stranger to its chat is refused as for a missing message.
+MESSAGE_EVENTS = {
+    "message_edited": lambda message: {"message_id": message, "body": "rewritten"},
+    "message_deleted": lambda message: {"message_id": message},
+    "reaction_toggled": lambda message: {"message_id": message, "emoji": "\U0001f44d"},
+}
 NO_CHAT_EVENTS = {
     "create_channel": "creates a chat; anyone logged in may",
     "list_chats": "lists only the caller's own chats",
@@ -40,7 +46,7 @@ NO_CHAT_EVENTS = {
 
 def test_every_event_is_in_the_access_table():
     """A handler added without a row here fails the suite until its checks are tested."""
-    assert set(HANDLERS) == set(CHAT_EVENTS) | set(NO_CHAT_EVENTS)
+    assert set(HANDLERS) == set(CHAT_EVENTS) | set(MESSAGE_EVENTS) | set(NO_CHAT_EVENTS)
 
 
 @pytest.mark.parametrize("event", sorted(HANDLERS))
@@ -65,6 +71,19 @@ def test_every_chat_event_refuses_a_stranger_and_changes_nothing(app, alice, bob
     assert ack["error"] in {
         "This chat does not exist or you are not in it.",
         "This channel does not exist.",
+    }
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("event", sorted(MESSAGE_EVENTS))
+def test_every_message_event_refuses_a_stranger_and_changes_nothing(app, alice, bob, carol, event):
+    chat = alice.direct_chat_with(bob)
+    message = alice.send(chat, "private")
+    before = snapshot(app)
+    ack = carol.call(event, MESSAGE_EVENTS[event](message["id"]))
+    assert ack == {
+        "ok": False,
+        "error": "This message does not exist or is not in a chat of yours.",
     }
     assert snapshot(app) == before
 

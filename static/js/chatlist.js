@@ -133,6 +133,31 @@ export class ChatList {
     this.afterChange();
   }
 
+  /** A message was edited: the preview follows when it is the chat's last. */
+  noteEdit(chatId, message) {
+    const chat = this.chats.get(chatId);
+    if (!chat || !message || chat.last_message_id !== message.id) return;
+    chat.last_message = message;
+    this.render(chatId);
+  }
+
+  /**
+   * A message was deleted: the preview falls back on the chat's newest message now
+   * (`lastMessage`, null for none), and it no longer counts unread.
+   */
+  noteRemoval(chatId, messageId, senderId, lastMessage) {
+    const chat = this.chats.get(chatId);
+    if (!chat) return;
+    const unread = senderId !== this.me.id && messageId > (chat.last_read_id || 0);
+    if (unread && chat.unread_count > 0) chat.unread_count -= 1;
+    if (chat.last_message_id === messageId || (lastMessage && lastMessage.id !== chat.last_message_id)) {
+      chat.last_message = lastMessage;
+      chat.last_message_id = lastMessage ? lastMessage.id : null;
+    }
+    this.render(chatId);
+    this.afterChange();
+  }
+
   setUnread(chatId, count, lastReadId = null) {
     const chat = this.chats.get(chatId);
     if (!chat || !Number.isInteger(count) || count < 0) return;

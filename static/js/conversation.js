@@ -4,10 +4,12 @@
 // paging in paging.js and the scroll position in scroller.js.
 
 import { chatDisplayName, newClientId, setNote } from './dom.js';
+import { MessageActions } from './message_actions.js';
 import { buildMessage, renderStatus } from './messages.js';
 import { WAITING } from './outbox.js';
 import { HistoryPager } from './paging.js';
 import { ReadTracker } from './reading.js';
+import { excerptOf, ReplyBar } from './reply_bar.js';
 import { HistoryScroller } from './scroller.js';
 import { Timeline } from './timeline.js';
 import { TypingLine } from './typing.js';
@@ -34,9 +36,10 @@ export class Conversation {
    * me: {id, username}; ask(event, payload, timeoutMs): a settled Socket.IO request;
    * outbox: the Outbox that sends text messages; viewer: the ImageViewer for pictures;
    * onRead(chatId, unreadCount, lastReadId): the server confirmed a read report;
-   * notify(text): show a problem to the user.
+   * notify(text): show a problem to the user; openAt(chatId, messageId): show a message
+   * (a reply's original); onEdited(message): the user's edit was stored.
    */
-  constructor({ root, me, ask, outbox, viewer, onRead, notify }) {
+  constructor({ root, me, ask, outbox, viewer, onRead, notify, openAt, onEdited }) {
     this.me = me;
     this.ask = ask;
     this.outbox = outbox;
@@ -68,6 +71,18 @@ export class Conversation {
     });
     this.reading = new ReadTracker({
       scroller: this.history, me, ask, onRead, notify,
+    });
+    const input = root.querySelector('#message-input');
+    this.replyBar = new ReplyBar({ composer: root.querySelector('#composer'), input });
+    this.actions = new MessageActions({
+      conversation: this,
+      list: this.timeline.list,
+      input,
+      replyBar: this.replyBar,
+      ask,
+      openAt,
+      onChanged: onEdited,
+      notify,
     });
     this.resetState();
   }
@@ -111,6 +126,7 @@ export class Conversation {
     this.clear();
     this.openingChatId = chatId;
     this.early = [];
+    this.replyBar.chatOpened(chatId);
     this.titleEl.textContent = knownChat ? chatDisplayName(knownChat, this.me.id) : 'Loading…';
     this.emptyEl.hidden = true;
     this.history.hidden = false;
@@ -195,6 +211,82 @@ export class Conversation {
     el.tabIndex = -1;
     el.focus({ preventScroll: true });
     return true;
+  }
+
+  // Changes to messages already shown (message_actions.js asks for them; the server tells
+  // every socket of the chat)
+
+  /** message_updated, or the ack of one's own edit: the message is drawn afresh. */
+  updateMessage(message) {
+    const el = message && this.byId.get(message.id);
+    if (!el || message.chat_id !== this.chatId) return;
+    const atBottom = this.scroller.isAtBottom();
+    const fresh = buildMessage(message, { me: this.me, viewer: this.viewer });
+    // An edit or the actions panel open on it stay open.
+    const kept = [...el.querySelectorAll(':scope > .edit-form, :scope > .message-menu')];
+    const keep = ['continued', 'highlighted', 'editing', 'menu-open'].filter((c) => el.classList.contains(c));
+    el.className = fresh.className;
+    el.classList.add(...keep);
+    el.replaceChildren(...fresh.childNodes);
+    el.message = message;
+    for (const node of kept) {
+      if (node.classList.contains('edit-form')) {
+        const body = el.querySelector('.message-body');
+        if (body) body.hidden = true;
+        el.insertBefore(node, el.querySelector('.reactions'));
+      } else {
+        el.append(node);
+      }
+    }
+    for (const other of this.byId.values()) {
+      const quoted = other.message && other.message.reply_to;
+      if (quoted && quoted.id === message.id && !quoted.deleted) {
+        quoted.sender_name = message.sender_name;
+        quoted.excerpt = excerptOf(message);
+        this.redraw(other);
+      }
+    }
+    if (atBottom) this.scroller.scrollToBottom();
+  }
+
+  /** message_removed, or the ack of one's own deletion: it leaves the history. */
+  removeMessage(chatId, messageId) {
+    this.replyBar.removed(messageId);
+    const el = this.byId.get(messageId);
+    if (!el || chatId !== this.chatId) return;
+    this.byId.delete(messageId);
+    this.timeline.remove(el);
+    for (const other of this.byId.values()) {
+      const quoted = other.message && other.message.reply_to;
+      if (quoted && quoted.id === messageId && !quoted.deleted) {
+        other.message.reply_to = { id: messageId, deleted: true };
+        this.redraw(other);
+      }
+    }
+    this.pager.updateTopNote();
+    this.scroller.updateJumpButton();
+  }
+
+  /** reactions_updated, or the ack of one's own reaction. */
+  setReactions(chatId, messageId, reactions) {
+    const el = this.byId.get(messageId);
+    if (!el || chatId !== this.chatId || !Array.isArray(reactions)) return;
+    this.updateMessage({ ...el.message, reactions });
+  }
+
+  /** The reader's newest stored message shown (Up in an empty text box edits it). */
+  lastOwnMessage() {
+    let found = null;
+    for (const [id, el] of this.byId) {
+      if (el.message && el.message.sender_id === this.me.id && el.isConnected && (!found || id > found[0])) {
+        found = [id, el];
+      }
+    }
+    return found && found[1];
+  }
+
+  redraw(el) {
+    this.updateMessage(el.message);
   }
 
   /** The connection dropped: what shows may fall behind until catchUp(). */
@@ -317,7 +409,9 @@ export class Conversation {
       created_at: Date.now(),
       client_id: newClientId(),
       attachment: null,
+      reply_to: this.replyBar.take(chatId),
     };
+    if (message.reply_to) message.reply_to_id = message.reply_to.id;
     this.timeline.append(this.buildPending({ message, state: WAITING, error: '' }));
     this.pager.updateTopNote();
     this.scroller.scrollToBottom();
@@ -420,6 +514,7 @@ export class Conversation {
     el.dataset.id = String(message.id);
     el.dataset.createdAt = String(message.created_at);
     el.replaceChildren(...fresh.childNodes);
+    el.message = fresh.message;
     this.byId.set(message.id, el);
     this.reading.watch(el, message);
     if (this.timeline.isInPlace(el, message.id)) {

@@ -6,7 +6,10 @@ import { buildAttachment } from './attachments.js';
 import { formatClockTime, h, timeElement } from './dom.js';
 import { linkify } from './links.js';
 import { buildAvatar } from './members.js';
+import { buildActionsButton, buildEditedMark } from './message_actions.js';
 import { FAILED, SENDING } from './outbox.js';
+import { buildReactions } from './reactions.js';
+import { buildReplyQuote } from './reply_bar.js';
 
 /** The <li> of `message` as `me` ({id}) sees it; `viewer` opens pictures in full. */
 export function buildMessage(message, { me, viewer, pending = false }) {
@@ -25,7 +28,7 @@ export function buildMessage(message, { me, viewer, pending = false }) {
   if (attachment) classes.push('has-attachment');
   // With an attachment the body is its caption, shown under it when there is one.
   const showBody = !attachment || message.body;
-  return h(
+  const li = h(
     'li',
     { className: classes.join(' '), dataset },
     h(
@@ -36,9 +39,19 @@ export function buildMessage(message, { me, viewer, pending = false }) {
       ' ',
       timeElement(message.created_at, formatClockTime, 'message-time'),
     ),
+    buildReplyQuote(message),
     attachment ? buildAttachment(attachment, viewer) : null,
     showBody ? h('p', { className: 'message-body' }, ...linkify(message.body || '')) : null,
+    // Around the body, what the message became after it was sent (message_actions.js).
+    buildEditedMark(message),
+    buildReactions(message, me),
   );
+  // First in the message, so Tab reaches a message's actions before what it holds.
+  const actions = buildActionsButton(message);
+  if (actions) li.prepend(actions);
+  // The message as last received: its actions (reply, edit) and live changes start from it.
+  li.message = message;
+  return li;
 }
 
 /**

@@ -141,11 +141,9 @@ export class Outbox {
     const clientId = message.client_id;
     this.setState(entry, SENDING);
     entry.retrying = '';
-    const res = await this.ask(
-      'message_sent',
-      { chat_id: message.chat_id, body: message.body, client_id: clientId },
-      SEND_TIMEOUT_MS,
-    );
+    const payload = { chat_id: message.chat_id, body: message.body, client_id: clientId };
+    if (Number.isInteger(message.reply_to_id)) payload.reply_to_id = message.reply_to_id;
+    const res = await this.ask('message_sent', payload, SEND_TIMEOUT_MS);
     if (this.entries.get(clientId) !== entry) return;
     if (res.ok && res.message && Number.isInteger(res.message.id)) {
       this.entries.delete(clientId);

@@ -168,9 +168,12 @@ def test_the_chat_works_with_the_keyboard_alone(page_for, tmp_path):
     nia.keyboard.press("Enter")
     expect(message_bodies(oli).last).to_have_text("Hello oli, typed with the keyboard")
 
-    # Back past the attach button, into the history: its last link is oli's picture.
+    # Back past the attach button, into the history: the actions of nia's message, then
+    # oli's picture.
     nia.keyboard.press("Shift+Tab")
     expect(nia.get_by_role("button", name="Attach a file")).to_be_focused()
+    nia.keyboard.press("Shift+Tab")
+    expect(history(nia).get_by_role("button", name="Message actions").last).to_be_focused()
     nia.keyboard.press("Shift+Tab")
     picture_link = history(nia).get_by_role("link", name="map.png")
     expect(picture_link).to_be_focused()
