@@ -73,7 +73,12 @@ def deliver_message(
         if partner_id != message["sender_id"]:
             sender = {"id": message["sender_id"], "username": message["sender_name"]}
             # The chat's first message: the partner has it unread, and nothing else yet.
-            chat = serialize_new_direct_chat(chat_id, sender, unread_count=1)
+            chat = serialize_new_direct_chat(
+                chat_id,
+                sender,
+                unread_count=1,
+                mention_count=int(partner_id in message["mentions"]),
+            )
             socketio.emit(
                 "new_user_sent_message",
                 {"chat": chat, "message": message},

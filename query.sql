@@ -93,3 +93,18 @@ ALTER TABLE chat_members ADD COLUMN joined_after_message_id INTEGER NOT NULL DEF
 UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
+
+-- version: 7
+-- Who a message mentions: one row per member named as @username (the sender naming
+-- themselves is not a mention). Keyed by reader first, so a reader's unread mentions in a
+-- chat are one range of the primary key; by message too, for replacing a message's mentions
+-- and for the cascade when it is deleted. messages.mentions holds the same ids ("3,7"; NULL
+-- for none), so a message on the wire costs no lookup.
+CREATE TABLE mentions (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, chat_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX mentions_by_message ON mentions (message_id);
+ALTER TABLE messages ADD COLUMN mentions TEXT;

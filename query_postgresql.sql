@@ -88,3 +88,14 @@ ALTER TABLE chat_members ADD COLUMN joined_after_message_id BIGINT NOT NULL DEFA
 UPDATE chat_members SET joined_after_message_id = COALESCE(
     (SELECT MAX(m.id) FROM messages AS m WHERE m.created_at <= chat_members.joined_at), 0)
 WHERE (SELECT c.last_message_id FROM chats AS c WHERE c.id = chat_members.chat_id) IS NULL;
+
+-- version: 7
+-- query.sql's version 7: who a message mentions, counted per reader by a primary key range.
+CREATE TABLE mentions (
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    chat_id BIGINT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, chat_id, message_id)
+);
+CREATE INDEX mentions_by_message ON mentions (message_id);
+ALTER TABLE messages ADD COLUMN mentions TEXT;

@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
     "LIST_CHATS_RATE_LIMIT": "30 per 10 seconds",
     "PAGING_RATE_LIMIT": "120 per 10 seconds",
     "READ_REPORT_RATE_LIMIT": "100 per 10 seconds",
+    "LIST_MEMBERS_RATE_LIMIT": "60 per 10 seconds",
     "JOIN_CHANNEL_RATE_LIMIT": "30 per minute",
     "UPLOAD_RATE_LIMIT": "30 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",

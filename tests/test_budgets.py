@@ -34,6 +34,7 @@ def payloads(chat_id: int) -> dict[str, Any]:
         "message_sent": lambda: {"chat_id": chat_id, "body": "hi", "client_id": next(_client_ids)},
         "create_channel": lambda: {"name": next(_names)},
         "join_channel": lambda: {"chat_id": chat_id},
+        "list_members": lambda: {"chat_id": chat_id},
     }
 
 

@@ -26,6 +26,7 @@ CHAT_EVENTS = {
     "new_message_count_updated": lambda chat: {"chat_id": chat, "last_read_id": 1},
     "typing": lambda chat: {"chat_id": chat},
     "join_channel": lambda chat: {"chat_id": chat},
+    "list_members": lambda chat: {"chat_id": chat},
 }
 NO_CHAT_EVENTS = {
     "create_channel": "creates a chat; anyone logged in may",
