@@ -8,6 +8,7 @@ import { ChatList } from './js/chatlist.js';
 import { Composer } from './js/composer.js';
 import { Conversation } from './js/conversation.js';
 import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
+import { MentionCompleter } from './js/mention_complete.js';
 import { request } from './js/net.js';
 import { Notifier } from './js/notifications.js';
 import { Outbox } from './js/outbox.js';
@@ -69,6 +70,9 @@ const composer = new Composer({
   },
 });
 
+// "@" completes the open chat's members.
+new MentionCompleter({ root, me, ask, chatId: () => conversation.shownChatId() });
+
 const conversation = new Conversation({
   root,
   me,
@@ -76,7 +80,9 @@ const conversation = new Conversation({
   outbox,
   viewer: new ImageViewer(document.getElementById('image-viewer')),
   notify: (text) => composer.showError(text),
-  onRead: (chatId, unreadCount, lastReadId) => chatList.setUnread(chatId, unreadCount, lastReadId),
+  onRead: (chatId, unreadCount, lastReadId, mentionCount) => {
+    chatList.setUnread(chatId, unreadCount, lastReadId, mentionCount);
+  },
 });
 
 const uploadStatus = root.querySelector('#upload-status');
@@ -419,7 +425,7 @@ socket.on('channel_created', (data) => {
 
 socket.on('new_message_count_updated', (data) => {
   if (!data || !Number.isInteger(data.chat_id)) return;
-  chatList.setUnread(data.chat_id, data.unread_count, data.last_read_id);
+  chatList.setUnread(data.chat_id, data.unread_count, data.last_read_id, data.mention_count);
   conversation.readElsewhere(data.chat_id, data.last_read_id);
 });
 

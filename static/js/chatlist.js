@@ -9,6 +9,7 @@
 import {
   chatDisplayName, formatListTime, h, previewText, setNote, timeElement,
 } from './dom.js';
+import { mentionsMe } from './notify_rules.js';
 
 const AVATAR_HUES = 6;
 const CLIP = '📎';
@@ -124,15 +125,19 @@ export class ChatList {
     const unread = message.sender_id !== this.me.id
       && message.id > (chat.last_read_id || 0);
     if (countUnread && unread) chat.unread_count = (chat.unread_count || 0) + 1;
+    if (countUnread && unread && mentionsMe(message, this.me)) {
+      chat.mention_count = (chat.mention_count || 0) + 1;
+    }
     this.place(chatId, true);
     this.render(chatId);
     this.afterChange();
   }
 
-  setUnread(chatId, count, lastReadId = null) {
+  setUnread(chatId, count, lastReadId = null, mentionCount = null) {
     const chat = this.chats.get(chatId);
     if (!chat || !Number.isInteger(count) || count < 0) return;
     chat.unread_count = count;
+    if (Number.isInteger(mentionCount) && mentionCount >= 0) chat.mention_count = mentionCount;
     if (Number.isInteger(lastReadId) && lastReadId > (chat.last_read_id || 0)) {
       chat.last_read_id = lastReadId;
     }
@@ -199,6 +204,8 @@ export class ChatList {
       preview: h('span', { className: 'chat-preview' }),
       badge: h('span', { className: 'badge', 'aria-hidden': 'true', hidden: true }),
       unread: h('span', { className: 'visually-hidden' }),
+      mentions: h('span', { className: 'mention-badge', 'aria-hidden': 'true', hidden: true }),
+      mentioned: h('span', { className: 'visually-hidden' }),
     };
     parts.link = h(
       'a',
@@ -210,6 +217,8 @@ export class ChatList {
         h('span', { className: 'chat-top' }, parts.kind, parts.name, parts.presence, parts.time),
         parts.preview,
       ),
+      parts.mentions,
+      parts.mentioned,
       parts.badge,
       parts.unread,
     );
@@ -232,6 +241,7 @@ export class ChatList {
     if (isChannel) parts.kind.textContent = 'Channel ';
     else parts.kind.textContent = isSelf ? 'Notes to self: ' : 'Direct chat with ';
     parts.name.textContent = name;
+    parts.name.dir = 'auto';
     parts.name.title = name;
     const online = !isChannel && !isSelf && this.online.has(chat.partner_id);
     parts.dot.hidden = !online;
@@ -257,6 +267,10 @@ export class ChatList {
     parts.badge.textContent = count > 99 ? '99+' : String(count);
     parts.unread.textContent = count > 0 ? `, ${count} unread` : '';
     parts.link.classList.toggle('has-unread', count > 0);
+    const mentions = Number(chat.mention_count) || 0;
+    parts.mentions.hidden = mentions <= 0;
+    parts.mentions.textContent = `@${mentions > 99 ? '99+' : mentions}`;
+    parts.mentioned.textContent = mentions > 0 ? `, ${mentions === 1 ? '1 mention' : `${mentions} mentions`} of you` : '';
   }
 
   /** Move a chat's item to the top, keeping keyboard focus on it. */

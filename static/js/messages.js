@@ -1,10 +1,10 @@
-// How one message looks: sender, time in the reader's locale, body (links clickable,
-// everything else plain text), attachment, and for a message still on its way its state
+// How one message looks: sender, time in the reader's locale, body (message_body.js),
+// attachment, and for a message still on its way its state
 // (sending, waiting for the connection, or not sent with Retry).
 
 import { buildAttachment } from './attachments.js';
 import { formatClockTime, h, timeElement } from './dom.js';
-import { linkify } from './links.js';
+import { renderBody } from './message_body.js';
 import { FAILED, SENDING } from './outbox.js';
 
 /** The <li> of `message` as `me` ({id}) sees it; `viewer` opens pictures in full. */
@@ -30,12 +30,12 @@ export function buildMessage(message, { me, viewer, pending = false }) {
     h(
       'p',
       { className: 'message-meta' },
-      h('span', { className: 'sender', text: message.sender_name || 'Unknown' }),
+      h('span', { className: 'sender', dir: 'auto', text: message.sender_name || 'Unknown' }),
       ' ',
       timeElement(message.created_at, formatClockTime, 'message-time'),
     ),
     attachment ? buildAttachment(attachment, viewer) : null,
-    showBody ? h('p', { className: 'message-body' }, ...linkify(message.body || '')) : null,
+    ...(showBody ? renderBody(message, me) : []),
   );
 }
 
