@@ -102,6 +102,8 @@ function buildLink(href) {
 function buildInline(parent, tokens, context) {
   const stack = [parent];
   const top = () => stack[stack.length - 1];
+  // Elements opened as links, counted so text inside one is never read for mentions.
+  const links = [];
   tokens.forEach((token, i) => {
     const tag = INLINE_TAGS[token.type];
     if (tag || token.type === 'link_open') {
@@ -115,17 +117,20 @@ function buildInline(parent, tokens, context) {
       }
       if (el) top().append(el);
       stack.push(el || top());
+      links.push(token.type === 'link_open');
       return;
     }
     if (token.type.endsWith('_close')) {
-      if (stack.length > 1) stack.pop();
+      if (stack.length > 1) {
+        stack.pop();
+        links.pop();
+      }
       return;
     }
     if (token.type === 'code_inline') top().append(h('code', { text: token.content }));
     else if (token.type === 'softbreak' || token.type === 'hardbreak') top().append(h('br'));
     else if (token.type === 'text' || token.type === 'text_special') {
-      const inLink = stack.some((el) => el.tagName === 'A');
-      if (inLink) top().append(token.content);
+      if (links.includes(true)) top().append(token.content);
       else top().append(...mentionNodes(token.content, context.mentions, context.me));
     }
   });
