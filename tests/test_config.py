@@ -63,7 +63,9 @@ def test_schema_is_versioned_and_an_old_sqlite_database_upgrades_in_place(tmp_pa
     path = tmp_path / "old.db"
     sections = database.schema_versions(database.SCHEMA_FILES["sqlite"].read_text())
     newest = sections[-1][0]
-    assert [v for v, _ in sections] == list(range(1, newest + 1))
+    # Versions only grow; gaps are allowed (work done side by side takes its own numbers).
+    versions = [v for v, _ in sections]
+    assert versions[0] == 1 and versions == sorted(set(versions))
     old = sqlite3.connect(path)  # a database made by the first release
     old.executescript(sections[0][1] + "\nPRAGMA user_version = 1;")
     old.execute("INSERT INTO users (username, password_hash, created_at) VALUES ('x', 'h', 0)")

@@ -16,6 +16,7 @@ ID_FIELDS = {
     "new_message_count_updated": ["chat_id", "last_read_id"],
     "join_channel": ["chat_id"],
     "typing": ["chat_id"],
+    "list_members": ["chat_id"],
 }
 BAD_IDS = [True, False, "1", 1.0, 1.5, -1, 0, 2**53, [1], {"id": 1}]
 
@@ -29,6 +30,7 @@ def valid_payload(event: str, chat_id: int) -> dict:
         "new_message_count_updated": {"chat_id": chat_id, "last_read_id": 1},
         "join_channel": {"chat_id": chat_id},
         "typing": {"chat_id": chat_id},
+        "list_members": {"chat_id": chat_id},
         "create_channel": {"name": "fine"},
         "list_chats": {},
     }[event]
