@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-VENDOR := static/vendor/socket.io.min.js
+VENDOR := static/vendor/socket.io.min.js static/vendor/markdown-it.min.js
 
 .PHONY: install run test lint format clean
 
@@ -35,12 +35,15 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements.txt $(VENV)/.installed
 	touch $@
 
 # The browser client comes from npm and is copied next to our own scripts,
-# so a phone on a LAN without internet still gets every asset from the chat.
-$(VENDOR): package.json package-lock.json
+# so a phone on a LAN without internet still gets every asset from the chat
+# (socket.io-client, and markdown-it as an ES module for static/js/message_body.js).
+$(VENDOR) &: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p static/vendor
 	cp node_modules/socket.io-client/dist/socket.io.min.js static/vendor/
 	cp node_modules/socket.io-client/dist/socket.io.min.js.map static/vendor/
+	cp node_modules/markdown-it/dist/browser/markdown-it.esm.min.mjs static/vendor/markdown-it.min.js
+	cp node_modules/markdown-it/dist/browser/markdown-it.esm.min.mjs.map static/vendor/
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor

@@ -89,7 +89,12 @@ def deliver_message(
                 "display_name": message.get("sender_display_name"),
             }
             # The chat's first message: the partner has it unread, and nothing else yet.
-            chat = serialize_new_direct_chat(chat_id, sender, unread_count=1)
+            chat = serialize_new_direct_chat(
+                chat_id,
+                sender,
+                unread_count=1,
+                mention_count=int(partner_id in message["mentions"]),
+            )
             socketio.emit(
                 "new_user_sent_message",
                 {"chat": chat, "message": message},

@@ -21,6 +21,7 @@ from flask import Flask, current_app, g
 
 from database import Connection, Database, DatabaseBusy, IntegrityError, current_connection
 from helpers import now_ms
+from mentions import mentioned_names
 from search import SearchQuery
 from settings import DEFAULTS
 
@@ -36,7 +37,7 @@ _NO_UPPER_BOUND = 2**63 - 1
 _MESSAGE_SELECT = """
     SELECT m.id, m.chat_id, m.sender_id, u.username AS sender_name,
            COALESCE(u.display_name, u.username) AS sender_display_name,
-           u.avatar_version AS sender_avatar_version, m.body, m.created_at, m.client_id,
+           u.avatar_version AS sender_avatar_version, m.body, m.created_at, m.client_id, m.mentions,
            m.attachment_id, a.original_name AS attachment_name,
            a.mime_type AS attachment_mime_type, a.size_bytes AS attachment_size,
            a.width AS attachment_width, a.height AS attachment_height,
@@ -62,11 +63,15 @@ _CHAT_SELECT = """
            (SELECT COUNT(*) FROM messages AS x
              WHERE x.chat_id = c.id AND x.id > cm.last_read_message_id
                AND x.sender_id != cm.user_id) AS unread_count,
+           (SELECT COUNT(*) FROM mentions AS mn
+             WHERE mn.user_id = cm.user_id AND mn.chat_id = c.id
+               AND mn.message_id > cm.last_read_message_id) AS mention_count,
            lm.sender_id AS last_sender_id, lu.username AS last_sender_name,
            COALESCE(lu.display_name, lu.username) AS last_sender_display_name,
            lu.avatar_version AS last_sender_avatar_version,
            lm.body AS last_body, lm.created_at AS last_created_at,
-           lm.client_id AS last_client_id, lm.attachment_id AS last_attachment_id,
+           lm.client_id AS last_client_id, lm.mentions AS last_mentions,
+           lm.attachment_id AS last_attachment_id,
            la.original_name AS last_attachment_name,
            la.mime_type AS last_attachment_mime_type, la.size_bytes AS last_attachment_size,
            la.width AS last_attachment_width, la.height AS last_attachment_height
@@ -390,7 +395,7 @@ _INSERT_MESSAGE = """
                 WHERE u.id = messages.sender_id) AS sender_display_name,
               (SELECT u.avatar_version FROM users AS u
                 WHERE u.id = messages.sender_id) AS sender_avatar_version,
-              body, created_at, client_id, attachment_id, reply_to_id
+              body, created_at, client_id, mentions, attachment_id, reply_to_id
 """
 
 
@@ -411,13 +416,20 @@ def insert_message(
     """
     db = get_db()
     now = now_ms()
-    if attachment is None:
+    if attachment is None and "@" not in body:
         # all(), not one(): the statement is stepped to its end, so the row is written
         # before the group's COMMIT, after which the caller acks it.
         rows = db.all(
             _INSERT_MESSAGE, (chat_id, sender_id, body, None, now, client_id, reply_to_id)
         )
         row = rows[0] if rows else None
+    elif attachment is None:
+        with db.transaction():
+            row = db.one(
+                _INSERT_MESSAGE, (chat_id, sender_id, body, None, now, client_id, reply_to_id)
+            )
+            if row is not None:
+                row["mentions"] = replace_mentions(row["id"], chat_id, body)
     else:
         with db.transaction():
             attachment_id = db.scalar(
@@ -442,6 +454,8 @@ def insert_message(
             )
             if row is None:
                 db.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
+            elif "@" in body:
+                row["mentions"] = replace_mentions(row["id"], chat_id, body)
         if row is not None:
             row |= {
                 "attachment_name": attachment["original_name"],
@@ -477,6 +491,49 @@ def insert_message_for_member(
         chat_id, sender_id, body, client_id, attachment=attachment, reply_to_id=reply_to_id
     )
     return membership, row, created
+
+
+@write
+def replace_mentions(message_id: int, chat_id: int, body: str) -> str | None:
+    """Store whom ``body`` mentions as message ``message_id`` of ``chat_id`` (its new body
+    after an edit), replacing what was stored; return the ids as ``messages.mentions``
+    holds them ("3,7"), or None for nobody.
+
+    Only members of the chat are mentions, and the sender naming themselves is not one. A
+    body without "@" costs two statements, whatever the chat's size.
+    """
+    db = get_db()
+    user_ids: list[int] = []
+    for name in mentioned_names(body):
+        user_id = db.scalar(
+            """SELECT cm.user_id FROM users AS u
+               JOIN chat_members AS cm ON cm.chat_id = ? AND cm.user_id = u.id
+               JOIN messages AS m ON m.id = ?
+               WHERE lower(u.username) = ? AND u.id <> m.sender_id""",
+            (chat_id, message_id, name),
+        )
+        if user_id is not None and user_id not in user_ids:
+            user_ids.append(user_id)
+    mentions = ",".join(str(user_id) for user_id in user_ids) or None
+    with db.transaction():
+        db.execute("DELETE FROM mentions WHERE message_id = ?", (message_id,))
+        for user_id in user_ids:
+            db.execute(
+                "INSERT INTO mentions (user_id, chat_id, message_id) VALUES (?, ?, ?)",
+                (user_id, chat_id, message_id),
+            )
+        db.execute("UPDATE messages SET mentions = ? WHERE id = ?", (mentions, message_id))
+    return mentions
+
+
+@read
+def count_unread_mentions(chat_id: int, user_id: int, last_read_id: int) -> int:
+    """How many messages after ``last_read_id`` mention the user (a range of the key)."""
+    return get_db().scalar(
+        """SELECT COUNT(*) FROM mentions
+           WHERE user_id = ? AND chat_id = ? AND message_id > ?""",
+        (user_id, chat_id, last_read_id),
+    )
 
 
 @read
@@ -598,7 +655,12 @@ def update_message_body(message_id: int, sender_id: int, body: str) -> dict[str,
             "UPDATE messages SET body = ?, edited_at = ? WHERE id = ? AND sender_id = ?",
             (body, now_ms(), message_id, sender_id),
         ).rowcount
-        return get_message_for_member(message_id, sender_id) if changed else None
+        if not changed:
+            return None
+        message = get_message_for_member(message_id, sender_id)
+        # Whom the message mentions follows its new text.
+        message["mentions"] = replace_mentions(message_id, message["chat_id"], body)
+        return message
 
 
 @write

@@ -286,14 +286,18 @@ def read_up_to(user_id: int, payload: Mapping[str, Any]) -> dict[str, Any]:
     last_read_id = check_id(payload.get("last_read_id"), "last_read_id")
     access_chat(chat_id, user_id)
     pointer = db_commands.update_last_read(chat_id, user_id, last_read_id)
-    unread_count = db_commands.count_unread(chat_id, user_id, pointer)
+    counts = {
+        "unread_count": db_commands.count_unread(chat_id, user_id, pointer),
+        "mention_count": db_commands.count_unread_mentions(chat_id, user_id, pointer),
+        "last_read_id": pointer,
+    }
     emit(
         "new_message_count_updated",
-        {"chat_id": chat_id, "unread_count": unread_count, "last_read_id": pointer},
+        {"chat_id": chat_id, **counts},
         to=user_room(user_id),
         include_self=False,
     )
-    return {"unread_count": unread_count, "last_read_id": pointer}
+    return counts
 
 
 @event("create_channel", "CHANNEL_RATE_LIMIT")

@@ -456,7 +456,13 @@ def serialize_message(row: Mapping[str, Any]) -> dict[str, Any]:
         "edited_at": row.get("edited_at"),
         "reply_to": serialize_reply(row),
         "reactions": row.get("reactions", []),
+        "mentions": mention_ids(row.get("mentions")),
     }
+
+
+def mention_ids(stored: str | None) -> list[int]:
+    """The user ids a message mentions, from ``messages.mentions`` ("3,7", or None)."""
+    return [int(user_id) for user_id in stored.split(",")] if stored else []
 
 
 _LAST_MESSAGE_FIELDS = (
@@ -467,6 +473,7 @@ _LAST_MESSAGE_FIELDS = (
     "body",
     "created_at",
     "client_id",
+    "mentions",
     "attachment_id",
     "attachment_name",
     "attachment_mime_type",
@@ -500,6 +507,7 @@ def serialize_chat(row: Mapping[str, Any]) -> dict[str, Any]:
         "private": bool(row["private"]),
         "topic": row["topic"] or "",
         "unread_count": row["unread_count"],
+        "mention_count": row["mention_count"],
         "last_read_id": row["last_read_id"],
         "last_message_id": row["last_message_id"],
         "last_message": last_message,
@@ -515,7 +523,7 @@ def avatar_url(user_id: int | None, version: int | None) -> str | None:
 
 
 def serialize_new_direct_chat(
-    chat_id: int, partner: Mapping[str, Any], unread_count: int = 0
+    chat_id: int, partner: Mapping[str, Any], unread_count: int = 0, mention_count: int = 0
 ) -> dict[str, Any]:
     """A direct chat just made, as its events announce it to a member for whom ``partner``
     is the other person: known without a query (the client asks ``list_chats`` for the rest)."""
@@ -526,4 +534,5 @@ def serialize_new_direct_chat(
         "display_name": partner.get("display_name") or partner["username"],
         "partner_id": partner["id"],
         "unread_count": unread_count,
+        "mention_count": mention_count,
     }

@@ -17,7 +17,14 @@ import attachments
 import broadcast
 import db_commands
 import off_loop
-from helpers import ValidationError, check_caption, check_message_body, now_ms, serialize_message
+from helpers import (
+    ValidationError,
+    check_caption,
+    check_message_body,
+    mention_ids,
+    now_ms,
+    serialize_message,
+)
 
 NO_SUCH_MESSAGE = "This message does not exist or is not in a chat of yours."
 # A message holds at most this many different emoji (each person may give several).
@@ -110,6 +117,7 @@ def do_delete_message(user_id: int, message_id: int) -> None:
             "chat_id": gone["chat_id"],
             "message_id": message_id,
             "sender_id": gone["sender_id"],
+            "mentions": mention_ids(message.get("mentions")),
             "last_message": serialize_message(last) if last else None,
         },
     )

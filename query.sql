@@ -110,6 +110,21 @@ CREATE TABLE reactions (
 );
 CREATE INDEX reactions_by_message ON reactions (message_id, id);
 
+-- version: 7
+-- Who a message mentions: one row per member named as @username (the sender naming
+-- themselves is not a mention). Keyed by reader first, so a reader's unread mentions in a
+-- chat are one range of the primary key; by message too, for replacing a message's mentions
+-- and for the cascade when it is deleted. messages.mentions holds the same ids ("3,7"; NULL
+-- for none), so a message on the wire costs no lookup.
+CREATE TABLE mentions (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, chat_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX mentions_by_message ON mentions (message_id);
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+
 -- version: 8
 -- Search: an FTS5 index of the messages' bodies, kept by triggers on every insert, edit
 -- and deletion, whoever writes them. External content: the index holds only its terms,

@@ -103,6 +103,17 @@ CREATE TABLE reactions (
 );
 CREATE INDEX reactions_by_message ON reactions (message_id, id);
 
+-- version: 7
+-- query.sql's version 7: who a message mentions, counted per reader by a primary key range.
+CREATE TABLE mentions (
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    chat_id BIGINT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, chat_id, message_id)
+);
+CREATE INDEX mentions_by_message ON mentions (message_id);
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+
 -- version: 8
 -- Search, with query.sql's version 8 rules: a tsvector of each body, kept by PostgreSQL
 -- itself (a stored generated column follows every insert, edit and deletion), under a GIN

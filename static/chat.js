@@ -11,6 +11,7 @@ import { Conversation } from './js/conversation.js';
 import { chatDisplayName, isNarrow, setNote } from './js/dom.js';
 import { Drafts, forgetDrafts } from './js/drafts.js';
 import { ActivityElsewhere } from './js/elsewhere.js';
+import { MentionCompleter } from './js/mention_complete.js';
 import { request } from './js/net.js';
 import { Notifier } from './js/notifications.js';
 import { Outbox } from './js/outbox.js';
@@ -80,6 +81,9 @@ const composer = new Composer({
   drafts: new Drafts(me.id),
 });
 
+// "@" completes the open chat's members.
+new MentionCompleter({ root, me, ask, chatId: () => conversation.shownChatId() });
+
 const conversation = new Conversation({
   root,
   me,
@@ -87,7 +91,9 @@ const conversation = new Conversation({
   outbox,
   viewer: new ImageViewer(document.getElementById('image-viewer')),
   notify: (text) => composer.showError(text),
-  onRead: (chatId, unreadCount, lastReadId) => chatList.setUnread(chatId, unreadCount, lastReadId),
+  onRead: (chatId, unreadCount, lastReadId, mentionCount) => {
+    chatList.setUnread(chatId, unreadCount, lastReadId, mentionCount);
+  },
   openAt: (chatId, messageId) => openChatAt(chatId, messageId),
   onEdited: (message) => chatList.noteEdit(message.chat_id, message),
 });
@@ -509,7 +515,13 @@ socket.on('message_updated', (data) => {
 socket.on('message_removed', (data) => {
   if (!data || !Number.isInteger(data.message_id)) return;
   conversation.removeMessage(data.chat_id, data.message_id);
-  chatList.noteRemoval(data.chat_id, data.message_id, data.sender_id, data.last_message || null);
+  chatList.noteRemoval(
+    data.chat_id,
+    data.message_id,
+    data.sender_id,
+    data.last_message || null,
+    Array.isArray(data.mentions) ? data.mentions : [],
+  );
 });
 socket.on('reactions_updated', (data) => {
   if (data) conversation.setReactions(data.chat_id, data.message_id, data.reactions);
@@ -533,7 +545,7 @@ socket.on('channel_created', (data) => {
 
 socket.on('new_message_count_updated', (data) => {
   if (!data || !Number.isInteger(data.chat_id)) return;
-  chatList.setUnread(data.chat_id, data.unread_count, data.last_read_id);
+  chatList.setUnread(data.chat_id, data.unread_count, data.last_read_id, data.mention_count);
   conversation.readElsewhere(data.chat_id, data.last_read_id);
 });
 

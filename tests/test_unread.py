@@ -25,9 +25,9 @@ def test_reading_moves_the_pointer_forward_only_across_two_tabs(app, alice, bob)
     ack = alice.call(
         "new_message_count_updated", {"chat_id": chat, "last_read_id": ids[7]}, tab=first
     )
-    assert ack == {"ok": True, "unread_count": 2, "last_read_id": ids[7]}
+    assert ack == {"ok": True, "unread_count": 2, "mention_count": 0, "last_read_id": ids[7]}
     assert received(second, "new_message_count_updated") == [
-        {"chat_id": chat, "unread_count": 2, "last_read_id": ids[7]}
+        {"chat_id": chat, "unread_count": 2, "mention_count": 0, "last_read_id": ids[7]}
     ]
     stale = alice.call(
         "new_message_count_updated", {"chat_id": chat, "last_read_id": ids[2]}, tab=second

@@ -9,6 +9,7 @@
 import {
   chatDisplayName, formatListTime, h, previewText, setNote, timeElement,
 } from './dom.js';
+import { mentionsMe } from './notify_rules.js';
 
 const AVATAR_HUES = 6;
 const CLIP = '📎';
@@ -128,6 +129,9 @@ export class ChatList {
     const unread = message.sender_id !== this.me.id
       && message.id > (chat.last_read_id || 0);
     if (countUnread && unread) chat.unread_count = (chat.unread_count || 0) + 1;
+    if (countUnread && unread && mentionsMe(message, this.me)) {
+      chat.mention_count = (chat.mention_count || 0) + 1;
+    }
     this.place(chatId, true);
     this.render(chatId);
     this.afterChange();
@@ -143,13 +147,15 @@ export class ChatList {
 
   /**
    * A message was deleted: the preview falls back on the chat's newest message now
-   * (`lastMessage`, null for none), and it no longer counts unread.
+   * (`lastMessage`, null for none), and it no longer counts unread, nor as a mention of
+   * the reader when it named them (`mentions`: the user ids it mentioned).
    */
-  noteRemoval(chatId, messageId, senderId, lastMessage) {
+  noteRemoval(chatId, messageId, senderId, lastMessage, mentions = []) {
     const chat = this.chats.get(chatId);
     if (!chat) return;
     const unread = senderId !== this.me.id && messageId > (chat.last_read_id || 0);
     if (unread && chat.unread_count > 0) chat.unread_count -= 1;
+    if (unread && mentions.includes(this.me.id) && chat.mention_count > 0) chat.mention_count -= 1;
     if (chat.last_message_id === messageId || (lastMessage && lastMessage.id !== chat.last_message_id)) {
       chat.last_message = lastMessage;
       chat.last_message_id = lastMessage ? lastMessage.id : null;
@@ -158,10 +164,11 @@ export class ChatList {
     this.afterChange();
   }
 
-  setUnread(chatId, count, lastReadId = null) {
+  setUnread(chatId, count, lastReadId = null, mentionCount = null) {
     const chat = this.chats.get(chatId);
     if (!chat || !Number.isInteger(count) || count < 0) return;
     chat.unread_count = count;
+    if (Number.isInteger(mentionCount) && mentionCount >= 0) chat.mention_count = mentionCount;
     if (Number.isInteger(lastReadId) && lastReadId > (chat.last_read_id || 0)) {
       chat.last_read_id = lastReadId;
     }
@@ -237,6 +244,8 @@ export class ChatList {
       preview: h('span', { className: 'chat-preview' }),
       badge: h('span', { className: 'badge', 'aria-hidden': 'true', hidden: true }),
       unread: h('span', { className: 'visually-hidden' }),
+      mentions: h('span', { className: 'mention-badge', 'aria-hidden': 'true', hidden: true }),
+      mentioned: h('span', { className: 'visually-hidden' }),
     };
     parts.link = h(
       'a',
@@ -248,6 +257,8 @@ export class ChatList {
         h('span', { className: 'chat-top' }, parts.kind, parts.name, parts.presence, parts.time),
         parts.preview,
       ),
+      parts.mentions,
+      parts.mentioned,
       parts.badge,
       parts.unread,
     );
@@ -278,6 +289,7 @@ export class ChatList {
     if (isChannel) parts.kind.textContent = chat.private ? 'Private channel ' : 'Channel ';
     else parts.kind.textContent = isSelf ? 'Notes to self: ' : 'Direct chat with ';
     parts.name.textContent = name;
+    parts.name.dir = 'auto';
     parts.name.title = name;
     const unknown = !isChannel && !isSelf && !this.presenceKnown;
     const online = !unknown && !isChannel && !isSelf && this.online.has(chat.partner_id);
@@ -306,6 +318,10 @@ export class ChatList {
     parts.badge.textContent = count > 99 ? '99+' : String(count);
     parts.unread.textContent = count > 0 ? `, ${count} unread` : '';
     parts.link.classList.toggle('has-unread', count > 0);
+    const mentions = Number(chat.mention_count) || 0;
+    parts.mentions.hidden = mentions <= 0;
+    parts.mentions.textContent = `@${mentions > 99 ? '99+' : mentions}`;
+    parts.mentioned.textContent = mentions > 0 ? `, ${mentions === 1 ? '1 mention' : `${mentions} mentions`} of you` : '';
   }
 
   /** Move a chat's item to the top, keeping keyboard focus on it. */

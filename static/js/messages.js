@@ -1,12 +1,12 @@
-// How one message looks: sender, time in the reader's locale, body (links clickable,
-// everything else plain text), attachment, and for a message still on its way its state
+// How one message looks: sender, time in the reader's locale, body (message_body.js),
+// attachment, and for a message still on its way its state
 // (sending, waiting for the connection, or not sent with Retry).
 
 import { buildAttachment } from './attachments.js';
 import { formatClockTime, h, timeElement } from './dom.js';
-import { linkify } from './links.js';
 import { buildAvatar } from './members.js';
 import { buildActionsButton, buildEditedMark } from './message_actions.js';
+import { renderBody } from './message_body.js';
 import { FAILED, SENDING } from './outbox.js';
 import { buildReactions } from './reactions.js';
 import { buildReplyQuote } from './reply_bar.js';
@@ -35,13 +35,13 @@ export function buildMessage(message, { me, viewer, pending = false }) {
       'p',
       { className: 'message-meta' },
       buildAvatar({ name: message.sender_display_name || message.sender_name, url: message.sender_avatar_url }),
-      h('span', { className: 'sender', text: message.sender_display_name || message.sender_name || 'Unknown' }),
+      h('span', { className: 'sender', dir: 'auto', text: message.sender_display_name || message.sender_name || 'Unknown' }),
       ' ',
       timeElement(message.created_at, formatClockTime, 'message-time'),
     ),
     buildReplyQuote(message),
     attachment ? buildAttachment(attachment, viewer) : null,
-    showBody ? h('p', { className: 'message-body' }, ...linkify(message.body || '')) : null,
+    ...(showBody ? renderBody(message, me) : []),
     // Around the body, what the message became after it was sent (message_actions.js).
     buildEditedMark(message),
     buildReactions(message, me),

@@ -95,7 +95,7 @@ export class ReadTracker {
     }
     const pointer = Number.isInteger(res.last_read_id) ? res.last_read_id : seenId;
     if (chatId === this.chatId) this.advance(pointer);
-    this.onRead(chatId, res.unread_count, pointer);
+    this.onRead(chatId, res.unread_count, pointer, res.mention_count);
   }
 
   advance(lastReadId) {

@@ -94,9 +94,9 @@ def test_days_times_and_groups_in_the_readers_locale(page_for, live_server, loca
 
 
 def test_links_open_in_a_new_tab_and_everything_else_stays_text(page_for):
-    """http(s) and mailto addresses become links opened without access to the chat's page
-    (rel="noopener noreferrer"); the punctuation after them stays outside; javascript: and
-    look-alikes remain plain text."""
+    """http(s) and mailto addresses, and addresses from "www.", become links opened without
+    access to the chat's page (rel="noopener noreferrer"); the punctuation after them stays
+    outside; javascript: and look-alikes remain plain text."""
     wes = page_for("wes")
     register(wes, "wes")
     create_channel(wes, "Links")
@@ -106,19 +106,21 @@ def test_links_open_in_a_new_tab_and_everything_else_stays_text(page_for):
     )
     send_message(
         wes,
-        "Docs: https://example.org/guide?step=2#end, mail mailto:team@example.org."
-        " Not links: javascript:alert(1) www.example.org ftp://example.org/x",
+        "Docs: https://example.org/guide?step=2#end, mail mailto:team@example.org, www.example.org."
+        " Not links: javascript:alert(1) ftp://example.org/x app.py",
     )
     body = message_bodies(wes).last
     links = body.get_by_role("link")
-    expect(links).to_have_count(2)
+    expect(links).to_have_count(3)
     guide = links.nth(0)
     expect(guide).to_have_text("https://example.org/guide?step=2#end")
     expect(guide).to_have_attribute("href", "https://example.org/guide?step=2#end")
     expect(guide).to_have_attribute("target", "_blank")
     expect(guide).to_have_attribute("rel", "noopener noreferrer")
     expect(links.nth(1)).to_have_attribute("href", "mailto:team@example.org")
-    expect(body).to_contain_text("javascript:alert(1) www.example.org ftp://example.org/x")
+    expect(links.nth(2)).to_have_text("www.example.org")
+    expect(links.nth(2)).to_have_attribute("href", "http://www.example.org/")
+    expect(body).to_contain_text("javascript:alert(1) ftp://example.org/x app.py")
 
     with wes.context.expect_page() as opened:
         guide.click()
