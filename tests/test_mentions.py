@@ -132,6 +132,32 @@ def test_replacing_mentions_after_an_edit_and_deleting_the_message(app, alice, b
     assert query(app, "SELECT COUNT(*) AS n FROM mentions") == [{"n": 0}]
 
 
+def test_an_edit_changes_whom_the_message_mentions_and_a_deletion_says_whom(alice, bob, carol):
+    general = general_id(alice)
+    for user in (bob, carol):
+        user.call("join_chat", {"chat_id": general})
+    message = alice.send(general, "a word for everyone")
+    edit = {"message_id": message["id"], "body": "a word for @carol"}
+    bob.tab.get_received()
+    edited = alice.call("message_edited", edit)
+    assert edited["ok"] and edited["message"]["mentions"] == [carol.id]
+    [updated] = received(bob.tab, "message_updated")
+    assert updated["message"]["mentions"] == [carol.id]
+    assert (chat_of(bob, general)["mention_count"], chat_of(carol, general)["mention_count"]) == (
+        0,
+        1,
+    )
+    edit["body"] = "a word for nobody in particular"
+    assert alice.call("message_edited", edit)["message"]["mentions"] == []
+    assert chat_of(carol, general)["mention_count"] == 0
+    mention = alice.send(general, "@bob, yours")
+    bob.tab.get_received()
+    assert alice.call("message_deleted", {"message_id": mention["id"]})["ok"]
+    [removed] = received(bob.tab, "message_removed")
+    assert removed["mentions"] == [bob.id]
+    assert chat_of(bob, general)["mention_count"] == 0
+
+
 def test_members_are_listed_for_members_only(alice, bob, carol):
     chat = alice.direct_chat_with(bob)
     answer = alice.call("list_members", {"chat_id": chat})
