@@ -1,5 +1,6 @@
 """The pictures of the README: a hiking club's chat as alice sees it on a desktop and on a
-phone, with several people, a channel, a picture, a file, a link and two days of history.
+phone, with several people, a channel, a picture, a file, a link, formatting, a reply,
+reactions, a mention of alice and two days of history.
 
 They are written under tests/artifacts/screenshots; with ``UPDATE_SCREENSHOTS=1`` they
 replace the ones in docs/screenshots instead:
@@ -172,7 +173,7 @@ def hiking_club(live_server: LiveServer) -> dict[str, int]:
             ("carol", "Who is in for Saturday? The forecast says sunny.", yesterday),
             ("dave", "Count me in!", yesterday + timedelta(minutes=2)),
             ("bob", "Me too. Which trail?", yesterday + timedelta(minutes=3)),
-            ("carol", "The ridge loop, about 14 km.", yesterday + timedelta(minutes=5)),
+            ("carol", "The **ridge loop**, about 14 km.", yesterday + timedelta(minutes=5)),
             ("carol", "We can stop at the lake for lunch.", yesterday + timedelta(minutes=5)),
             ("carol", f"Route and meeting point: {LINK}", today),
             ("bob", "Packing list, in case anyone needs one", today + timedelta(minutes=9)),
@@ -180,20 +181,25 @@ def hiking_club(live_server: LiveServer) -> dict[str, int]:
     )
     packing = upload(bob, channel, "packing-list.pdf", packing_list_pdf(), "application/pdf")
     set_time(live_server, packing, today + timedelta(minutes=9))
-    seed.add_messages(
-        live_server,
-        channel,
-        [
-            (
-                "alice",
-                "Great, I will bring the snacks. See you at 8 at the station!",
-                today + timedelta(minutes=21),
-            ),
-        ],
-    )
-    caption = "The view from the top last time. Worth the climb!"
+    reply = alice.call(
+        "message_sent",
+        {
+            "chat_id": channel,
+            "body": "Great, I will bring the snacks. See you at *8* at the station!",
+            "client_id": os.urandom(16).hex(),
+            "reply_to_id": packing,
+        },
+    )["message"]["id"]
+    set_time(live_server, reply, today + timedelta(minutes=21))
+    caption = "The view from the top last time. Worth the climb, @alice!"
     photo = upload(dave, channel, "viewpoint.jpg", mountain_photo(), "image/jpeg", caption)
     set_time(live_server, photo, today + timedelta(minutes=24))
+    for person, emoji in (
+        (bob, "\N{HEAVY BLACK HEART}"),
+        (carol, "\N{HEAVY BLACK HEART}"),
+        (carol, "\N{PARTY POPPER}"),
+    ):
+        assert person.call("reaction_toggled", {"message_id": photo, "emoji": emoji})["ok"]
     seed.add_messages(
         live_server,
         chats["carol"],
@@ -267,6 +273,10 @@ def test_desktop_and_phone_screenshots(page_for, hiking_club):
     expect(desktop.get_by_role("link", name=LINK)).to_have_attribute("rel", "noopener noreferrer")
     expect(chat_in_list(desktop, "bob").locator(".badge")).to_have_text("2")
     expect(message_bodies(desktop).last).to_have_text(re.compile("^The view from the top"))
+    expect(desktop.locator(".message-body strong")).to_have_text("ridge loop")
+    expect(desktop.locator(".reply-quote")).to_contain_text("bob")
+    expect(desktop.locator(".mentions-me")).to_have_count(1)
+    expect(desktop.locator(".reaction")).to_have_count(2)
     expect(desktop.locator("#status")).to_contain_text("2 online")
     shoot(desktop, "chats-desktop")
 
