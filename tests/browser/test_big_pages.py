@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 from bench import seed
 from tests.browser.ui import (
@@ -16,6 +15,7 @@ from tests.browser.ui import (
     message_bodies,
     open_chat,
     register,
+    scroll_until_shown,
     start_direct_chat,
     wait_until_chat_is_open,
 )
@@ -39,30 +39,6 @@ def long_bodies(label: str) -> list[str]:
     return [f"{label} {n}: " + "words of a long report " * (65 + n % 4 * 10) for n in range(COUNT)]
 
 
-def scroll_until(page: Page, where: str, count: int) -> None:
-    """Scroll the history to its top or bottom until ``count`` messages show."""
-    for _ in range(4 * COUNT):
-        if message_bodies(page).count() >= count:
-            return
-        shown = message_bodies(page).count()
-        page.evaluate(
-            """where => {
-                const history = document.getElementById('history');
-                history.scrollTop = where === 'top' ? 0 : history.scrollHeight;
-            }""",
-            where,
-        )
-        try:
-            page.wait_for_function(
-                "n => document.querySelectorAll('#messages .message').length > n",
-                arg=shown,
-                timeout=2_000,
-            )
-        except PlaywrightTimeout:
-            continue  # the sentinel was not in view yet: scroll again
-    expect(message_bodies(page)).to_have_count(count)
-
-
 def test_scrolling_up_through_long_messages_in_small_pages(page_for, live_server):
     carol = page_for("carol")
     register(carol, "carol")
@@ -76,7 +52,7 @@ def test_scrolling_up_through_long_messages_in_small_pages(page_for, live_server
     expect(message_bodies(carol).last).to_contain_text(f"Report {COUNT - 1}:")
     assert message_bodies(carol).count() < 10, "the first page was cut by its size"
 
-    scroll_until(carol, "top", COUNT)
+    scroll_until_shown(carol, COUNT, ends=("top",))
     expect(carol.locator("#history-top-note")).to_have_text("This is the beginning of the chat.")
     shown = message_bodies(carol).all_inner_texts()
     assert [text.split(":")[0] for text in shown] == [f"Report {n}" for n in range(COUNT)]
@@ -96,6 +72,6 @@ def test_reading_down_from_the_first_unread_in_small_pages(page_for, live_server
     expect(message_bodies(dave).first).to_contain_text("Note 0:")
     assert message_bodies(dave).count() < COUNT, "the unread page was cut by its size"
 
-    scroll_until(dave, "bottom", COUNT)
+    scroll_until_shown(dave, COUNT, ends=("bottom",))
     shown = message_bodies(dave).all_inner_texts()
     assert [text.split(":")[0] for text in shown] == [f"Note {n}" for n in range(COUNT)]

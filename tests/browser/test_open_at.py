@@ -7,10 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench import seed
-from tests.browser.ui import create_channel, message_bodies, register, wait_until_chat_is_open
+from tests.browser.ui import (
+    create_channel,
+    message_bodies,
+    register,
+    scroll_until_shown,
+    wait_until_chat_is_open,
+)
 
 COUNT = 100
 
@@ -22,31 +27,6 @@ def open_chat_at(page: Page, chat_id: int, message_id: int) -> bool:
             .then((client) => client.openChatAt(chatId, messageId))""",
         [chat_id, message_id],
     )
-
-
-def scroll_both_ways_until(page: Page, count: int) -> None:
-    """Scroll the history to its top, then its bottom, and again, until ``count`` messages
-    show."""
-    for turn in range(COUNT):
-        shown = message_bodies(page).count()
-        if shown >= count:
-            return
-        page.evaluate(
-            """top => {
-                const history = document.getElementById('history');
-                history.scrollTop = top ? 0 : history.scrollHeight;
-            }""",
-            turn % 2 == 0,
-        )
-        try:
-            page.wait_for_function(
-                "n => document.querySelectorAll('#messages .message').length > n",
-                arg=shown,
-                timeout=2_000,
-            )
-        except PlaywrightTimeout:
-            continue
-    expect(message_bodies(page)).to_have_count(count)
 
 
 def highlighted(page: Page):
@@ -74,7 +54,7 @@ def test_open_chat_at_a_message_far_back_and_page_both_ways(page_for, live_serve
     expect(highlighted(dana)).to_be_focused()
     assert message_bodies(dana).count() < COUNT
 
-    scroll_both_ways_until(dana, COUNT)
+    scroll_until_shown(dana, COUNT)
     expect(dana.locator("#history-top-note")).to_have_text("This is the beginning of the chat.")
     assert message_bodies(dana).all_inner_texts() == bodies
 

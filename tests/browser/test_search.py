@@ -8,7 +8,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench import seed
 from tests.browser.conftest import PHONE
@@ -18,6 +17,7 @@ from tests.browser.ui import (
     create_channel,
     message_bodies,
     register,
+    scroll_until_shown,
     wait_until_chat_is_open,
 )
 
@@ -190,24 +190,6 @@ LONG = 150
 
 def scroll_to_both_ends(page: Page) -> None:
     """Scroll to the top, then the bottom, and again, until every message shows."""
-    for turn in range(2 * LONG):
-        shown = message_bodies(page).count()
-        if shown >= LONG:
-            break
-        page.evaluate(
-            """top => {
-                const history = document.getElementById('history');
-                history.scrollTop = top ? 0 : history.scrollHeight;
-            }""",
-            turn % 2 == 0,
-        )
-        try:
-            page.wait_for_function(
-                "n => document.querySelectorAll('#messages .message').length > n",
-                arg=shown,
-                timeout=2_000,
-            )
-        except PlaywrightTimeout:
-            continue  # that end is reached, or its sentinel was not in view yet
+    scroll_until_shown(page, LONG)
     expect(page.locator("#history-top-note")).to_have_text("This is the beginning of the chat.")
     expect(message_bodies(page)).to_have_count(LONG)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 PASSWORD = "correct horse battery"
 CHATS_URL = re.compile(r"/chats(\?|$)")
@@ -147,3 +148,28 @@ def log_out(page: Page) -> None:
     with page.expect_navigation():
         page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def scroll_until_shown(page: Page, count: int, ends: tuple[str, ...] = ("top", "bottom")) -> None:
+    """Scroll the history to each of ``ends`` in turn ("top", "bottom"), again and again,
+    until ``count`` messages show: each scroll waits for the page it brings, if any."""
+    for turn in range(4 * count):
+        shown = message_bodies(page).count()
+        if shown >= count:
+            break
+        page.evaluate(
+            """top => {
+                const history = document.getElementById('history');
+                history.scrollTop = top ? 0 : history.scrollHeight;
+            }""",
+            ends[turn % len(ends)] == "top",
+        )
+        try:
+            page.wait_for_function(
+                "n => document.querySelectorAll('#messages .message').length > n",
+                arg=shown,
+                timeout=2_000,
+            )
+        except PlaywrightTimeout:
+            continue  # that end is reached, or its sentinel was not in view yet
+    expect(message_bodies(page)).to_have_count(count)
