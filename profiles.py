@@ -29,6 +29,7 @@ import attachments
 import db_commands
 import passwords
 from errors import apology
+from extensions import limit
 from helpers import (
     ValidationError,
     avatar_url,
@@ -131,6 +132,8 @@ def save_name() -> Any:
 
 @bp.post("/settings/picture")
 @login_required
+# A picture is decoded like an upload, in the same lane: it counts as one.
+@limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], key_func=lambda: f"upload:{g.user['id']}")
 def save_picture() -> Any:
     """A new picture, or (``remove``) none."""
     if request.form.get("remove"):
@@ -158,6 +161,8 @@ def save_picture() -> Any:
 
 @bp.post("/settings/password")
 @login_required
+# Each try hashes a password in the lane logins share: a guess costs what a login costs.
+@limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=lambda: f"password:{g.user['id']}")
 def save_password() -> Any:
     """A new password; the current one is needed (but just after a sign-in link). Every
     other session of the user ends, and its sockets close."""

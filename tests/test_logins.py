@@ -281,3 +281,18 @@ def test_the_login_crowd_benchmark_runs_and_every_message_is_answered(tmp_path):
     finally:
         server.stop()
     assert rtts and all(rtt > 0 for rtt in rtts)
+
+
+def test_guessing_the_current_password_in_settings_is_limited_like_logins(make_app):
+    """A password change hashes the current password on the lane logins share: a logged-in
+    session guessing it is stopped at the login budget, per user."""
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute")
+    owner = app.test_client()
+    assert register(owner, "alice").status_code == 303
+    guess = {
+        "current_password": "not it",
+        "password": "brand new pw",
+        "confirmation": "brand new pw",
+    }
+    codes = [owner.post("/settings/password", data=guess).status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
