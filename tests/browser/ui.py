@@ -14,7 +14,7 @@ OPEN_CHAT_URL = re.compile(r"/chats\?chat=(\d+)$")
 
 
 def register(page: Page, name: str, password: str = PASSWORD) -> None:
-    """Create an account through the register form and wait to land on /chats."""
+    """Create an account through the register form and wait to land on /chats, ready."""
     page.goto("/register")
     page.get_by_label("Username").fill(name)
     page.get_by_label("Password", exact=True).fill(password)
@@ -24,10 +24,13 @@ def register(page: Page, name: str, password: str = PASSWORD) -> None:
     if not CHATS_URL.search(page.url):
         errors = page.locator(".form-error").all_inner_texts()
         raise AssertionError(f"{name} could not register: {errors or page.url}")
+    # The chat list is filled by the page's scripts: from then on its buttons answer.
+    expect(page.locator("#chat-list")).to_have_attribute("aria-busy", "false")
 
 
 def start_direct_chat(page: Page, name: str) -> int:
-    """Find ``name`` on /find, press "Message", land on their chat; return the chat id."""
+    """Find ``name`` on /find, press "Message", land on their chat and wait until it is
+    open (the page's scripts run by then); return the chat id."""
     page.goto("/find")
     page.get_by_label("Search people").fill(name)
     person = (
@@ -37,6 +40,7 @@ def start_direct_chat(page: Page, name: str) -> int:
     )
     person.get_by_role("button", name="Message").click()
     expect(page).to_have_url(OPEN_CHAT_URL)
+    wait_until_history_is_loaded(page)
     return int(OPEN_CHAT_URL.search(page.url).group(1))
 
 
