@@ -3,7 +3,9 @@
 No login, no database, no Flask: a socket joins a room with ``join_chat {chat_id}`` and
 each ``message_sent {chat_id, body, client_id}`` is acknowledged and emitted once to the
 room, skipping the sender. The event names and shapes are the chat's, so the load
-generator drives both servers with the same code.
+generator drives both servers with the same code, and like the chat it declines the
+client's offer of websocket compression (permessage-deflate): both servers write the same
+plain frames, so neither pays a cost the other does not.
 
 Run: ``python bench/baseline_relay.py --port 5001 [--max-connections 10000]``.
 """
@@ -20,6 +22,8 @@ import eventlet
 eventlet.monkey_patch()
 
 import socketio  # noqa: E402
+
+from serving import disable_websocket_compression  # noqa: E402
 
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -75,6 +79,7 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=10_000)
     args = parser.parse_args()
     raise_open_files_limit(args.max_connections + 100)
+    disable_websocket_compression()  # as the chat does (serving.py)
     app = socketio.WSGIApp(create_relay())
     listener = eventlet.listen((args.host, args.port), backlog=4096)
     print(f"relay listening on http://{args.host}:{args.port}/", flush=True)

@@ -550,7 +550,9 @@ def start_relay(folder: Path, max_connections: int = 10_000) -> Server:
             "--max-connections",
             str(max_connections),
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The relay imports serving.py's transport settings from this checkout.
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": root}
         return launch("relay", command, env, folder, port)
 
     return start_one(launch_relay, probe_path="/socket.io/?EIO=4&transport=polling")

@@ -84,3 +84,46 @@ def test_history_pages_match_offset_pages_and_the_chat_list_is_one_query(tmp_pat
     assert result["chat_list"]["one_query"]["statements"] == 1
     assert result["chat_list"]["query_per_chat"]["statements"] == 201
     assert "| main |" in report.history_table([{"label": "main", "history": result}])
+
+
+def websocket_extensions_answered(port: int) -> str | None:
+    """The ``Sec-WebSocket-Extensions`` a server answers to an offer of permessage-deflate
+    (None when it declines), from a raw handshake on 127.0.0.1:``port``."""
+    import socket
+
+    offer = (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(offer.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 101"), lines
+    headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+    answers = {name.strip().lower(): value.strip() for name, value in headers.items()}
+    return answers.get("sec-websocket-extensions")
+
+
+def test_the_relay_declines_websocket_compression_like_the_chat(tmp_path: Path) -> None:
+    """A fair ceiling: neither server compresses its frames (the chat refuses an anonymous
+    socket only after the handshake, so both answer the offer)."""
+    from urllib.parse import urlsplit
+
+    from tests.live_server import start_server
+
+    for server in (
+        servers.start_relay(tmp_path / "relay", max_connections=200),
+        start_server(tmp_path / "chat"),
+    ):
+        try:
+            assert websocket_extensions_answered(urlsplit(server.url).port) is None
+        finally:
+            server.stop()
