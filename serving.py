@@ -150,7 +150,9 @@ def serve(app: Flask, listener: Any) -> None:
     try:
         eventlet.wsgi.server(
             listener,
-            app,
+            # Flask's __call__ only calls wsgi_app: one frame less on the stack every open
+            # socket's greenlet keeps while it waits.
+            app.wsgi_app,
             # At most max_connections at once (eventlet's default stops accepting at 1,024).
             custom_pool=connections.AddressCappedPool(max_connections, per_address),
             protocol=connections.HeadDeadlineProtocol,

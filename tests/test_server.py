@@ -30,3 +30,25 @@ def test_the_server_queues_a_crowd_of_connections_not_fifty(tmp_path):
         assert int(listening[2]) == min(LISTEN_BACKLOG, somaxconn)
     finally:
         server.stop()
+
+
+def test_responses_larger_than_a_connections_buffers_arrive_whole(tmp_path):
+    """Each connection's read and write buffers are small (connections.py); a long request
+    head and a response far larger than either still go through byte for byte."""
+    import urllib.request
+
+    from connections import HeadDeadlineProtocol
+
+    script = Path(__file__).resolve().parents[1] / "static" / "chat.js"
+    assert script.stat().st_size > 4 * HeadDeadlineProtocol.wbufsize
+    server = start_server(tmp_path)
+    try:
+        request = urllib.request.Request(
+            f"{server.url}/static/chat.js",
+            # A head several times the read buffer.
+            headers={"X-Padding": "p" * (3 * HeadDeadlineProtocol.rbufsize)},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.read() == script.read_bytes()
+    finally:
+        server.stop()
