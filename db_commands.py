@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 import click
 from flask import Flask, current_app, g
 
-from database import Connection, Database, DatabaseBusy, IntegrityError, current_connection
+from database import (
+    Connection,
+    Database,
+    DatabaseBusy,
+    IntegrityError,
+    current_connection,
+    orders_group_by,
+)
 from helpers import now_ms
 from mentions import mentioned_names
 from search import SearchQuery
@@ -500,6 +507,7 @@ _INSERT_MESSAGE_FOR_MEMBER = """
 
 
 @write
+@orders_group_by(lambda chat_id, *_args, **_kwargs: chat_id)
 def insert_message_for_member(
     chat_id: int,
     sender_id: int,
