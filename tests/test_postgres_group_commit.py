@@ -183,3 +183,55 @@ def test_a_plain_message_is_one_statement_and_a_resend_returns_the_first(pg_app)
     assert stranger == (None, None, False)
     stored = query(pg_app, "SELECT client_id FROM messages WHERE chat_id = ?", (direct,))
     assert sorted(row["client_id"] for row in stored) == ["c1", "c2"]
+
+
+class Deadlock(Exception):
+    """What psycopg2 raises when PostgreSQL broke a deadlock by rolling this side back."""
+
+    pgcode = "40P01"
+
+
+def test_a_group_the_server_rolls_back_is_written_one_write_at_a_time(pg_app):
+    """A deadlock is nobody's fault: every write of the group is written again alone, and
+    each caller gets its own result."""
+    db: database.PostgresDatabase = pg_app.extensions["database"]
+    with pg_app.app_context():
+        user_id = db_commands.insert_user("alice", "x", pg_app.config["DEFAULT_CHANNEL"])
+    in_group: list[bool] = []
+
+    def deadlocked_once() -> str:
+        conn = database.current_connection()
+        in_group.append(conn.raw.get_transaction_status() != 0)
+        if in_group[-1]:
+            raise Deadlock("deadlock detected")
+        return "written alone"
+
+    def message(client_id: str) -> Any:
+        return db_commands.insert_message_for_member(GENERAL, user_id, "hi", client_id)
+
+    group = db.group_commit
+    results: dict[str, Any] = {}
+
+    def call(name: str, fn: Any, *args: Any) -> None:
+        with pg_app.app_context():
+            results[name] = db.run("write", fn, args, {})
+
+    with chat_row_locked(pg_app, GENERAL):
+        first = threading.Thread(target=call, args=("first", message, "first"))
+        first.start()
+        wait_for(lambda: group._leading, "the first message never started")
+        others = [
+            threading.Thread(target=call, args=("a", message, "a")),
+            threading.Thread(target=call, args=("deadlocked", deadlocked_once)),
+            threading.Thread(target=call, args=("b", message, "b")),
+        ]
+        for other in others:
+            other.start()
+        wait_for(lambda: group.pending_writes() == len(others), "the writes never queued")
+    for thread in [first, *others]:
+        thread.join(WAIT_S)
+
+    assert results["deadlocked"] == "written alone" and in_group == [True, False]
+    stored = query(pg_app, "SELECT client_id FROM messages ORDER BY id")
+    assert sorted(row["client_id"] for row in stored) == ["a", "b", "first"]
+    assert all(results[name][2] for name in ("first", "a", "b"))
