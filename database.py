@@ -19,6 +19,7 @@ import contextvars
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -607,6 +608,10 @@ class _GroupCommit:
             write.done.wait()
             if not write.leads:
                 return write.outcome()
+        else:
+            # Under eventlet: let the greenlets already woken (sockets read in the same
+            # turn of the hub) queue their writes first, to go in this group.
+            time.sleep(0)
         with self._lock:
             group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
         try:
