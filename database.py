@@ -582,7 +582,10 @@ class _GroupCommit:
     refuses every statement) is run again alone.
     """
 
-    MAX_GROUP = 256
+    # Each write of a group wakes its caller at once, and each caller then publishes its
+    # emits on Redis: with 256 a burst took more than the 100 connections of a redis-py
+    # pool at once ("Too many connections"). Groups here are a few writes till overload.
+    MAX_GROUP = 32
 
     def __init__(self, database: PostgresDatabase):
         self.database = database
