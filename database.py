@@ -571,8 +571,8 @@ class _GroupCommit:
     while a group is being written wait, then go together in one transaction (one COMMIT,
     one flush of the WAL) on one connection.
 
-    No thread and no wait is added: the first write of an idle moment runs at once, alone,
-    in its caller's greenlet (a one-statement write is then one round trip, its own commit).
+    No thread is added: the first write of an idle moment runs in its caller's greenlet after
+    one turn of the hub (alone, a one-statement write is one round trip, its own commit).
     The caller that finds a group underway queues its write and waits; when the group has
     committed, the first write waiting leads the next group, running every write queued by
     then (up to ``MAX_GROUP``) in its own greenlet. A write that fails is taken out: the
@@ -712,4 +712,9 @@ def orders_group_by(key: Callable[..., int]) -> Callable[[Callable[..., Any]], C
 
 def _lock_order(write: _Write) -> tuple[int, int]:
     key = getattr(write.fn, "group_order", None)
-    return (0, key(*write.args, **write.kwargs)) if key is not None else (1, 0)
+    if key is None:
+        return (1, 0)
+    try:
+        return (0, int(key(*write.args, **write.kwargs)))
+    except (TypeError, ValueError):  # arguments the write itself will refuse
+        return (1, 0)

@@ -1,9 +1,9 @@
 """The capacity of N workers on M cores, on paper, from one cluster sweep's CPU per message.
 
 Reads the ``results.json`` of ``python -m bench.run --only cluster`` (its ``cluster-1`` and
-``cluster-2`` runs), takes each run's busiest passing step, and prints two Markdown tables:
-the CPU per message of each part and the capacity the model predicts against the one
-measured here, then the prediction for more workers and cores (bench/README.md, "Scaling
+``cluster-2`` runs), takes the step of the highest rate both runs passed, and prints
+Markdown tables: the CPU per message of each part, the capacity the model predicts against
+the one measured here, then the prediction for more workers and cores (bench/README.md, "Scaling
 out: a model").
 
     python -m bench.capacity_model bench/results/cluster/results.json
@@ -30,9 +30,15 @@ from typing import Any
 PARTS = ("workers", "nginx", "redis", "postgres", "loadgen")
 
 
-def busiest_step(run: dict[str, Any]) -> dict[str, Any]:
-    """The passing step with the highest offered rate."""
-    return max((s for s in run["steps"] if s["passed"]), key=lambda s: s["offered_rate"])
+def passed_rates(run: dict[str, Any]) -> set[int]:
+    return {step["offered_rate"] for step in run["steps"] if step["passed"]}
+
+
+def step_at(run: dict[str, Any], rate: int) -> dict[str, Any]:
+    """The step of ``run`` at ``rate``. One rate for both runs: CPU per message falls as the
+    rate grows (a worker's costs per second, timers and polls, spread over more messages),
+    so two rates would count that fall as the cost of the second worker."""
+    return next(step for step in run["steps"] if step["offered_rate"] == rate)
 
 
 def cost_per_message(step: dict[str, Any]) -> dict[str, float]:
@@ -83,7 +89,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2, help="of the machine measured")
     args = parser.parse_args()
     runs = json.loads(args.results.read_text())["cluster"]
-    steps = {n: busiest_step(runs[f"cluster-{n}"]) for n in (1, 2)}
+    rate = max(passed_rates(runs["cluster-1"]) & passed_rates(runs["cluster-2"]))
+    steps = {n: step_at(runs[f"cluster-{n}"], rate) for n in (1, 2)}
     costs = {n: cost_per_message(step) for n, step in steps.items()}
     model = Model(costs[1], costs[2])
 
@@ -102,12 +109,21 @@ def main() -> None:
         measured = f"{run['capacity']:,}" + (f" (fails at {min(failed):,})" if failed else "")
         print(f"| {n} | {rate:,.0f} | {name} | {measured} |")
     print()
-    print("| workers | cores | predicted ceiling (msg/s) | limited by |")
-    print("|---|---|---|---|")
+    names = list(model.ceilings(1, 1))
+    print("| workers | cores | " + " | ".join(names) + " | predicted (msg/s) | limited by |")
+    print("|---" * (len(names) + 4) + "|")
     for n in (4, 8):
         for cores in (4, 8, 16):
-            rate, name = limit(model.ceilings(n, cores))
-            print(f"| {n} | {cores} | {rate:,.0f} | {name} |")
+            ceilings = model.ceilings(n, cores)
+            cells = " | ".join(f"{ceilings[name]:,.0f}" for name in names)
+            rate, name = limit(ceilings)
+            print(f"| {n} | {cores} | {cells} | {rate:,.0f} | {name} |")
+    extra = costs[2]["workers"] - costs[1]["workers"]
+    print()
+    print(
+        f"Each worker beyond the first adds {extra:,.0f} µs of worker CPU per message: "
+        f"however many workers and cores, at most {1e6 / extra:,.0f} msg/s."
+    )
 
 
 if __name__ == "__main__":
