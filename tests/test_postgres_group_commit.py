@@ -241,3 +241,35 @@ def test_a_group_the_server_rolls_back_is_written_one_write_at_a_time(pg_app):
     stored = query(pg_app, "SELECT client_id FROM messages ORDER BY id")
     assert sorted(row["client_id"] for row in stored) == ["a", "b", "first"]
     assert all(results[name][2] for name in ("first", "a", "b"))
+
+
+def test_a_groups_messages_are_written_in_the_order_of_their_chats(pg_app):
+    """Messages queued for chats in any order are written in the order of the chats' ids,
+    so that two workers' groups lock the chats' rows in one order (no deadlock)."""
+    db: database.PostgresDatabase = pg_app.extensions["database"]
+    with pg_app.app_context():
+        names = ["alice", "bob", "carol"]
+        users = [db_commands.insert_user(n, "x", pg_app.config["DEFAULT_CHANNEL"]) for n in names]
+        chats = [db_commands.get_or_insert_direct_chat(u, u)[0] for u in users]
+    group = db.group_commit
+
+    def send(chat_id: int, user_id: int, client_id: str) -> None:
+        with pg_app.app_context():
+            db_commands.insert_message_for_member(chat_id, user_id, "hi", client_id)
+
+    with chat_row_locked(pg_app, GENERAL):
+        first = threading.Thread(target=send, args=(GENERAL, users[0], "first"))
+        first.start()
+        wait_for(lambda: started(group), "the first message never started")
+        queued = []
+        for index in (2, 0, 1):
+            queued.append(
+                threading.Thread(target=send, args=(chats[index], users[index], names[index]))
+            )
+            queued[-1].start()
+            wait_for(lambda: group.pending_writes() == len(queued), "the write never queued")
+    for thread in [first, *queued]:
+        thread.join(WAIT_S)
+
+    stored = query(pg_app, "SELECT client_id FROM messages WHERE client_id <> 'first' ORDER BY id")
+    assert [row["client_id"] for row in stored] == names
