@@ -273,3 +273,44 @@ def test_a_groups_messages_are_written_in_the_order_of_their_chats(pg_app):
 
     stored = query(pg_app, "SELECT client_id FROM messages WHERE client_id <> 'first' ORDER BY id")
     assert [row["client_id"] for row in stored] == names
+
+
+def test_a_message_the_database_refuses_fails_alone_and_the_others_are_stored(pg_app):
+    """A message whose INSERT fails on the server (an id out of BIGINT's range) among
+    messages sent together: its caller gets the error, the others are stored and acked."""
+    db: database.PostgresDatabase = pg_app.extensions["database"]
+    with pg_app.app_context():
+        user_id = db_commands.insert_user("alice", "x", pg_app.config["DEFAULT_CHANNEL"])
+    group = db.group_commit
+    results: dict[str, Any] = {}
+
+    def send(client_id: str, reply_to_id: int | None = None) -> None:
+        with pg_app.app_context():
+            try:
+                results[client_id] = db_commands.insert_message_for_member(
+                    GENERAL, user_id, "hi", client_id, reply_to_id=reply_to_id
+                )
+            except psycopg2.DataError as error:
+                results[client_id] = error
+
+    with chat_row_locked(pg_app, GENERAL):
+        first = threading.Thread(target=send, args=("first",))
+        first.start()
+        wait_for(lambda: started(group), "the first message never started")
+        commits_before = group.groups_committed
+        others = [
+            threading.Thread(target=send, args=("a",)),
+            threading.Thread(target=send, args=("bad", 2**70)),
+            threading.Thread(target=send, args=("b",)),
+        ]
+        for other in others:
+            other.start()
+        wait_for(lambda: group.pending_writes() == len(others), "the writes never queued")
+    for thread in [first, *others]:
+        thread.join(WAIT_S)
+
+    assert isinstance(results["bad"], psycopg2.DataError)
+    assert all(results[name][2] for name in ("first", "a", "b"))
+    assert group.groups_committed == commits_before + 2, "the first alone, then a and b"
+    stored = query(pg_app, "SELECT client_id FROM messages ORDER BY id")
+    assert sorted(row["client_id"] for row in stored) == ["a", "b", "first"]
