@@ -19,6 +19,7 @@ import contextvars
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,13 @@ class Connection:
         """Run one statement; return the driver's cursor (``rowcount``, ``fetch*``)."""
         raise NotImplementedError
 
+    def execute_prepared(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a statement the chat runs all the time, planned once per connection.
+
+        Every ``?`` must stand in a ``CAST(? AS type)`` (or where PostgreSQL infers the
+        type), as PostgreSQL types the parameters when it prepares the statement."""
+        return self.execute(sql, params)
+
     def transaction(self) -> contextlib.AbstractContextManager[Connection]:
         """Run a block as one write transaction (or, inside one, as a savepoint of it)."""
         raise NotImplementedError
@@ -160,6 +168,10 @@ class Connection:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Every row as a dict."""
         return _as_dict(self.execute(sql, params), first=False)
+
+    def all_prepared(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Every row as a dict, from ``execute_prepared``."""
+        return _as_dict(self.execute_prepared(sql, params), first=False)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -216,16 +228,56 @@ class PostgresConnection(Connection):
             raise IntegrityError(str(error)) from error
         return cursor
 
+    def execute_prepared(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """``PREPARE`` the statement on this connection the first time, then ``EXECUTE`` it:
+        PostgreSQL plans each statement psycopg2 sends anew, which cost the message's
+        INSERT about as much CPU as running it."""
+        name = _prepared_name(sql)
+        prepared = getattr(self.raw, "prepared", None)
+        if prepared is None:
+            return self.execute(sql, params)
+        if name not in prepared:
+            self.execute(f"PREPARE {name} AS {_numbered_placeholders(sql)}")
+            prepared.add(name)
+        marks = ", ".join("?" * len(params))
+        return self.execute(f"EXECUTE {name} ({marks})" if params else f"EXECUTE {name}", params)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """BEGIN ... COMMIT, rolled back if the block raises."""
-        self.execute("BEGIN")
+        """BEGIN ... COMMIT, rolled back if the block raises; inside a transaction already
+        (a group commit's), a savepoint of it."""
+        if self.raw.get_transaction_status() != _PG_IDLE:
+            begin, end = "SAVEPOINT nested", "RELEASE nested"
+            undo: tuple[str, ...] = ("ROLLBACK TO nested", "RELEASE nested")
+        else:
+            begin, end, undo = "BEGIN", "COMMIT", ("ROLLBACK",)
+        self.execute(begin)
         try:
             yield self
         except BaseException:
-            self.execute("ROLLBACK")
+            for statement in undo:
+                self.execute(statement)
             raise
-        self.execute("COMMIT")
+        self.execute(end)
+
+
+# psycopg2.extensions.TRANSACTION_STATUS_IDLE and _INERROR, without importing psycopg2 here.
+_PG_IDLE, _PG_IN_ERROR = 0, 3
+_prepared_names: dict[str, str] = {}
+
+
+def _prepared_name(sql: str) -> str:
+    """One name per statement text, the same on every connection of the process."""
+    name = _prepared_names.get(sql)
+    if name is None:
+        name = _prepared_names.setdefault(sql, f"chat_statement_{len(_prepared_names) + 1}")
+    return name
+
+
+def _numbered_placeholders(sql: str) -> str:
+    """``?`` as PostgreSQL's ``$1``, ``$2`` ... (the statement holds no other ``?``)."""
+    parts = sql.split("?")
+    return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, 1))
 
 
 def _as_dict(cursor: Any, first: bool) -> Any:
@@ -400,8 +452,9 @@ class SQLiteDatabase(Database):
 
 
 class PostgresDatabase(Database):
-    """A PostgreSQL server. Units of work run in the caller's greenlet: under eventlet
-    psycopg2 waits on its socket through the hub, so no thread is needed."""
+    """A PostgreSQL server. Units of work run in the callers' greenlets: under eventlet
+    psycopg2 waits on its socket through the hub, so no thread is needed. Writes waiting
+    together share one transaction (``_GroupCommit``)."""
 
     dialect = "postgresql"
 
@@ -410,11 +463,15 @@ class PostgresDatabase(Database):
         # At most pool_size connections in use at once; one more caller waits (a greenlet
         # under eventlet) for one to come back instead of failing.
         self._slots = threading.BoundedSemaphore(self.pool_size)
+        self.group_commit = _GroupCommit(self)
 
     def run(self, kind: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
-        """Run the call here, on a pooled connection."""
+        """Run the call here, on a pooled connection; a write with the writes waiting
+        beside it, in one transaction."""
         if _current.get() is not None:
             return fn(*args, **kwargs)
+        if kind != "read":
+            return self.group_commit.run(fn, args, kwargs)
         conn = self.connect()
         try:
             return call_on(conn, fn, args, kwargs)
@@ -430,7 +487,7 @@ class PostgresDatabase(Database):
             if raw is None:
                 import psycopg2
 
-                raw = psycopg2.connect(self.url)
+                raw = psycopg2.connect(self.url, connection_factory=_pg_connection_class())
             raw.autocommit = True
         except BaseException:
             self._slots.release()
@@ -439,7 +496,7 @@ class PostgresDatabase(Database):
 
     def release(self, conn: Connection) -> None:
         try:
-            broken = conn.raw.closed or conn.raw.get_transaction_status() != 0
+            broken = conn.raw.closed or conn.raw.get_transaction_status() != _PG_IDLE
             if not broken:
                 with self._lock:
                     if len(self._idle) < self.pool_size:
@@ -467,3 +524,197 @@ class PostgresDatabase(Database):
             if _has_statements(statements):
                 conn.raw.cursor().execute(statements)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _pg_connection_class() -> type:
+    """psycopg2's connection with the names of the statements prepared on it."""
+    global _PG_CONNECTION
+    if _PG_CONNECTION is None:
+        import psycopg2.extensions
+
+        class ChatConnection(psycopg2.extensions.connection):
+            def __init__(self, *args: Any, **kwargs: Any):
+                super().__init__(*args, **kwargs)
+                self.prepared: set[str] = set()
+
+        _PG_CONNECTION = ChatConnection
+    return _PG_CONNECTION
+
+
+_PG_CONNECTION: type | None = None
+
+
+class _Write:
+    """One write waiting for its group: the call, then its result or its error."""
+
+    __slots__ = ("fn", "args", "kwargs", "result", "error", "settled", "done", "leads")
+
+    def __init__(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.settled = False
+        self.done = threading.Event()
+        self.leads = False
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.settled = result, error, True
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class _GroupCommit:
+    """PostgreSQL's writes of one process, committed by groups: the writes that arrive
+    while a group is being written wait, then go together in one transaction (one COMMIT,
+    one flush of the WAL) on one connection.
+
+    No thread is added: the first write of an idle moment runs in its caller's greenlet after
+    one turn of the hub (alone, a one-statement write is one round trip, its own commit).
+    The caller that finds a group underway queues its write and waits; when the group has
+    committed, the first write waiting leads the next group, running every write queued by
+    then (up to ``MAX_GROUP``) in its own greenlet. A write that fails is taken out: the
+    transaction is rolled back, its caller gets its exception, and the rest are written
+    again without it (no savepoint per write: a savepoint is a subtransaction on the server,
+    and a round trip). A write that swallowed an error of its own (the transaction then
+    refuses every statement) is run again alone.
+    """
+
+    # Each write of a group wakes its caller at once, and each caller then publishes its
+    # emits on Redis: with 256 a burst took more than the 100 connections of a redis-py
+    # pool at once ("Too many connections"). Groups here are a few writes till overload.
+    MAX_GROUP = 32
+
+    def __init__(self, database: PostgresDatabase):
+        self.database = database
+        self._lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._leading = False
+        self.groups_committed = 0
+        self.writes_committed = 0
+
+    def pending_writes(self) -> int:
+        """How many writes wait for the group underway to commit."""
+        with self._lock:
+            return len(self._queue)
+
+    def run(self, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
+        """Run ``fn`` in the next group and return its result (or raise its error)."""
+        write = _Write(fn, args, kwargs)
+        with self._lock:
+            self._queue.append(write)
+            write.leads = not self._leading
+            self._leading = True
+        if not write.leads:
+            write.done.wait()
+            if not write.leads:
+                return write.outcome()
+        else:
+            # Under eventlet: let the greenlets already woken (sockets read in the same
+            # turn of the hub) queue their writes first, to go in this group.
+            time.sleep(0)
+        with self._lock:
+            group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
+        try:
+            self._write(group)
+        except BaseException as error:
+            for other in group:
+                if not other.settled:
+                    other.settle(error=error)
+            raise
+        finally:
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                self._leading = successor is not None
+            if successor is not None:
+                successor.leads = True
+                successor.done.set()
+            for other in group:
+                other.done.set()
+        return write.outcome()
+
+    def _write(self, group: list[_Write]) -> None:
+        conn = self.database.connect()
+        try:
+            if len(group) == 1:
+                self._write_alone(conn, group[0])
+            else:
+                self._write_together(conn, list(group))
+        finally:
+            self.database.release(conn)
+
+    def _write_alone(self, conn: Connection, write: _Write) -> None:
+        try:
+            write.settle(call_on(conn, write.fn, write.args, write.kwargs))
+        except Exception as error:
+            write.settle(error=error)
+        self.groups_committed += 1
+        self.writes_committed += 1
+
+    def _write_together(self, conn: Connection, pending: list[_Write]) -> None:
+        # The writes of a group were all waiting at once, so any order is theirs; in the
+        # order of the rows they lock, two groups (of two workers) never wait on each other
+        # in a circle.
+        pending.sort(key=_lock_order)
+        while len(pending) > 1:
+            conn.execute("BEGIN")
+            results = []
+            failed, error = None, None
+            for write in pending:
+                try:
+                    results.append(call_on(conn, write.fn, write.args, write.kwargs))
+                except Exception as raised:
+                    failed, error = write, raised
+                    break
+                if conn.raw.get_transaction_status() == _PG_IN_ERROR:
+                    failed = write
+                    break
+            if failed is None:
+                conn.execute("COMMIT")
+                for write, result in zip(pending, results, strict=True):
+                    write.settle(result)
+                self.groups_committed += 1
+                self.writes_committed += len(pending)
+                return
+            conn.execute("ROLLBACK")
+            if getattr(error, "pgcode", None) in _ROLLED_BACK_BY_SERVER:
+                # A deadlock or a conflict with another session: nobody's fault, and a
+                # write alone holds too few locks to meet it again.
+                for write in pending:
+                    self._write_alone(conn, write)
+                return
+            pending.remove(failed)
+            if error is not None:
+                failed.settle(error=error)
+            else:
+                self._write_alone(conn, failed)
+        if pending:
+            self._write_alone(conn, pending[0])
+
+
+# deadlock_detected, serialization_failure: PostgreSQL rolled the transaction back.
+_ROLLED_BACK_BY_SERVER = ("40P01", "40001")
+
+
+def orders_group_by(key: Callable[..., int]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a write that locks one row of a table (a message: its chat's row) with the key
+    of that row, ``key(*args, **kwargs)``: in a group commit such writes go in the order of
+    their keys, before the others, so that groups lock rows in one order."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.group_order = key  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _lock_order(write: _Write) -> tuple[int, int]:
+    key = getattr(write.fn, "group_order", None)
+    if key is None:
+        return (1, 0)
+    try:
+        return (0, int(key(*write.args, **write.kwargs)))
+    except (TypeError, ValueError):  # arguments the write itself will refuse
+        return (1, 0)

@@ -167,3 +167,18 @@ CREATE TABLE sign_in_links (
     expires_at BIGINT NOT NULL,
     used_at BIGINT
 );
+
+-- version: 10
+-- The same fold, cheaper for a body in ASCII: translate() looks each character up among
+-- its ~300 accented letters, 65 µs for a 100-character message here, about as much as the
+-- rest of its insert; a body whose bytes are all ASCII has no letter to translate, so it
+-- is only lowered. Same result for every text, so the stored search vectors stay right.
+CREATE OR REPLACE FUNCTION message_search_fold(words TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN CASE
+    WHEN octet_length(words) = char_length(words) THEN lower(words)
+    ELSE translate(
+        lower(words),
+        'àáâãäåçèéêëìíîïñòóôõöùúûüýÿāăąćĉċčďēĕėęěĝğġģĥĩīĭįĵķĺļľńņňōŏőŕŗřśŝşšţťũūŭůűųŵŷźżžơưǎǐǒǔǖǘǚǜǟǡǧǩǫǭǰǵǹǻȁȃȅȇȉȋȍȏȑȓȕȗșțȟȧȩȫȭȯȱȳḁḃḅḇḉḋḍḏḑḓḕḗḙḛḝḟḡḣḥḧḩḫḭḯḱḳḵḷḹḻḽḿṁṃṅṇṉṋṍṏṑṓṕṗṙṛṝṟṡṣṥṧṩṫṭṯṱṳṵṷṹṻṽṿẁẃẅẇẉẋẍẏẑẓẕẖẗẘẙạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ',
+        'aaaaaaceeeeiiiinooooouuuuyyaaaccccdeeeeegggghiiiijklllnnnooorrrssssttuuuuuuwyzzzouaiouuuuuaagkoojgnaaaeeiioorruusthaeooooyabbbcdddddeeeeefghhhhhiikkkllllmmmnnnnoooopprrrrsssssttttuuuuuvvwwwwwxxyzzzhtwyaaaaaaaaaaaaeeeeeeeeiioooooooooooouuuuuuuyyyy'
+    )
+END;

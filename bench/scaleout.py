@@ -1,7 +1,9 @@
 """What scaling out costs per message, measured in one process and one run.
 
-- Database: the statements of one sent message (the membership check, then the INSERT
-  whose trigger moves the chat's last message), on SQLite and on PostgreSQL.
+- Database: the statement of one sent message (one INSERT ... SELECT from the sender's
+  membership, whose trigger moves the chat's last message), on SQLite and on PostgreSQL,
+  sent back to back from one thread (on PostgreSQL each its own commit: for messages
+  sent together, see bench/group_commit.py).
 - Redis: the two emits of one delivered message, through Redis's message queue (a publish
   each) versus in-process rooms.
 
@@ -41,7 +43,7 @@ def rounds_of(work: Callable[[int], None], messages: int, rounds: int) -> list[f
 
 
 def database_cost(app: Flask, messages: int, rounds: int) -> list[float]:
-    """Per message: the sender's membership check and the stored insert."""
+    """Per message: the insert that checks the sender's membership and stores it."""
     with app.app_context():
         user_id = db_commands.insert_user("bench", "x", app.config["DEFAULT_CHANNEL"])
         chat_id = db_commands.get_or_insert_direct_chat(user_id, user_id)[0]
@@ -50,7 +52,7 @@ def database_cost(app: Flask, messages: int, rounds: int) -> list[float]:
         with app.app_context():
             for n in range(messages):
                 # What events.message_sent calls: the membership check and the insert in
-                # one unit of work (on SQLite, one trip to the writer thread).
+                # one unit of work, one statement.
                 db_commands.insert_message_for_member(
                     chat_id, user_id, "hello", f"r{round_number}-{n}"
                 )
