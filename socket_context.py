@@ -101,7 +101,7 @@ class ChatSocketIO(SocketIO):
         """
         environ = self.server.get_environ(sid, namespace=namespace)
         session = environ.get("saved_session") if environ else None
-        if session is None or message == "disconnect" or not self.manage_session:
+        if session is None or message in ("connect", "disconnect") or not self.manage_session:
             return super()._handle_event(handler, message, namespace, sid, *args)
         app = environ["flask.app"]
         event_request = environ.get(SOCKET_REQUEST)
