@@ -45,6 +45,7 @@ import sign_in_links
 import socket_budget
 import socket_frames
 import user_commands
+import wire_json
 from extensions import csrf, server_session, socketio
 from helpers import IdConverter
 from login_sessions import LoginSessions
@@ -173,7 +174,7 @@ def _init_socketio(app: Flask) -> None:
         async_handlers=False,
         # Malformed frames are refused while decoding and logged briefly (socket_frames.py).
         serializer=socket_frames.CheckedPacket,
-        json=socket_frames.SafeJSON,
+        json=wire_json,
     )
     socket_frames.install(socketio.server)
     socket_frames.install_engine_filter()

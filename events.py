@@ -4,7 +4,6 @@ answer. No SQL here; what goes out to other sockets is said in broadcast.py."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ import broadcast
 import db_commands
 import message_changes
 import messaging
+import wire_json
 from helpers import (
     ValidationError,
     authenticated_only,
@@ -110,14 +110,14 @@ def _page(
     messages = [serialize_message(row) for row in rows]
     if limit is None:
         limit = current_app.config["MAX_REPLY_BYTES"]
-    # Sized as python-socketio encodes a packet (the standard json, compact separators).
-    if len(json.dumps(messages, separators=(",", ":"))) <= limit:
+    # Sized as the socket sends them (wire_json: compact, UTF-8).
+    if wire_json.size(messages) <= limit:
         return rows, messages
     order = range(len(rows) - 1, -1, -1) if keep_newest else range(len(rows))
     kept: list[int] = []
     used = 2  # the list's brackets
     for index in order:
-        used += len(json.dumps(messages[index], separators=(",", ":"))) + 1  # and a comma
+        used += wire_json.size(messages[index]) + 1  # and a comma
         if kept and used > limit:
             break
         kept.append(index)

@@ -11,12 +11,13 @@ from weakref import WeakKeyDictionary
 from flask import current_app
 from flask_limiter import Limiter
 from flask_session import Session
-from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
+
+from socket_context import ChatSocketIO
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-socketio = SocketIO()
+socketio = ChatSocketIO()
 server_session = Session()
 csrf = CSRFProtect()
 

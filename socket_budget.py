@@ -51,7 +51,11 @@ def yield_between_events(eio: Any) -> None:
 def packet_size(pkt: Any) -> int:
     """The bytes an outgoing Engine.IO packet carries (its encoded Socket.IO packet)."""
     data = getattr(pkt, "data", None)
-    return len(data) if isinstance(data, str | bytes) else 0
+    if isinstance(data, str):
+        # Frames are UTF-8 (wire_json): text that is not ASCII takes more bytes than
+        # characters. ``isascii`` is a flag of the string, not a scan.
+        return len(data) if data.isascii() else len(data.encode())
+    return len(data) if isinstance(data, bytes) else 0
 
 
 class UnsentBytes:

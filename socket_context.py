@@ -10,6 +10,13 @@ Flask-SocketIO already runs no ``before_request`` or ``after_request`` function 
 here none of that work is done either. The app context (``g``, the database connection and
 its release by ``teardown_appcontext``) is untouched.
 
+``ChatSocketIO`` goes further for every event after the socket's first: its request context
+is made of the socket's own ``Request`` object, built once from the socket's environ, and
+the socket's session (Flask-SocketIO's copy), with ``sid`` and ``namespace`` set on the
+request directly rather than through the ``request`` proxy. Flask-SocketIO's own path
+builds a ``Request`` per event, opens the session to throw it away, and reaches the
+context through four proxies: an event's context cost 13 µs that way, 9 µs this way.
+
 ``LocalRooms`` is python-socketio's in-process room manager, which encodes an event before
 it looks who is in the room: it looks first, and an emit to a room with nobody to receive it
 (the chat room of a direct chat whose two members both have it open) costs nothing.
@@ -17,9 +24,12 @@ it looks who is in the room: it looks first, and an emit to a room with nobody t
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from flask import Flask, request
+from flask.ctx import RequestContext
+from flask_socketio import SocketIO
 from socketio import Manager
 from werkzeug.routing import MapAdapter
 from werkzeug.wrappers import Request
@@ -71,6 +81,48 @@ class SocketEventSessions:
         """The socket's own session for a Socket.IO event, else the stored one."""
         saved = request.environ.get("saved_session")
         return saved if saved is not None else self._inner.open_session(app, request)
+
+
+# Where a socket's environ keeps the socket's Request object (see ChatSocketIO).
+SOCKET_REQUEST = "chat.socket_request"
+
+
+class ChatSocketIO(SocketIO):
+    """Flask-SocketIO, with each event's request context made of the socket's own request
+    and session instead of new ones."""
+
+    def _handle_event(
+        self, handler: Any, message: str, namespace: str, sid: str, *args: Any
+    ) -> Any:
+        """Run ``handler`` in a request context of the socket's request and session.
+
+        The socket's first event (``connect``, which makes the socket's copy of the
+        session) and ``disconnect`` take Flask-SocketIO's own path.
+        """
+        environ = self.server.get_environ(sid, namespace=namespace)
+        session = environ.get("saved_session") if environ else None
+        if session is None or message in ("connect", "disconnect") or not self.manage_session:
+            return super()._handle_event(handler, message, namespace, sid, *args)
+        app = environ["flask.app"]
+        event_request = environ.get(SOCKET_REQUEST)
+        if event_request is None:
+            event_request = environ[SOCKET_REQUEST] = app.request_class(environ)
+            event_request.json_module = app.json
+        # The socket's events run one after another (async_handlers=False), so one Request
+        # serves them all; what Flask-SocketIO sets per event is set here.
+        event_request.sid = sid
+        event_request.namespace = namespace
+        event_request.event = {"message": message, "args": args}
+        with RequestContext(app, environ, request=event_request, session=session):
+            try:
+                return handler(*args)
+            except ConnectionRefusedError:
+                raise
+            except Exception:
+                on_error = self.exception_handlers.get(namespace, self.default_exception_handler)
+                if on_error is None:
+                    raise
+                return on_error(sys.exc_info()[1])
 
 
 class LocalRooms(Manager):

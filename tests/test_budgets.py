@@ -184,12 +184,12 @@ def test_normal_use_stays_within_the_default_budgets(app, alice, bob):
 
 
 def encoded_size(messages: list[dict[str, Any]]) -> int:
-    """The bytes a list of messages takes in a Socket.IO packet (compact JSON, ASCII)."""
-    return len(json.dumps(messages, separators=(",", ":")))
+    """The bytes a list of messages takes in a Socket.IO packet (compact JSON, UTF-8)."""
+    return len(json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def seed_sizes(app, chat_id: int, sender_id: int, count: int) -> list[int]:
-    """Messages of very different sizes (emoji are 12 bytes of JSON each); their ids."""
+    """Messages of very different sizes (emoji are 4 bytes of JSON each); their ids."""
     with app.app_context():
         return [
             db_commands.insert_message(
@@ -260,7 +260,7 @@ def test_a_message_bigger_than_the_cap_still_comes_alone(make_app, users_of):
     app = make_app(MAX_REPLY_BYTES=1000)
     alice, bob = users_of(app, "alice", "bob")
     chat = alice.direct_chat_with(bob)
-    ids = seed_sizes(app, chat, alice.id, 5)[1:]  # each over 4,000 bytes
+    ids = seed_sizes(app, chat, alice.id, 5)[1:]  # each over 1,500 bytes
     shown: list[int] = []
     after = {"chat_id": chat, "after_id": ids[0] - 1}  # a small message's id
     while True:
