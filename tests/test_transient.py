@@ -169,7 +169,9 @@ def test_a_message_meeting_a_passing_failure_is_answered_retryable(
 ):
     """The message is not stored, the ack says it may be sent again, and the same message
     (same client_id) is stored once when sent again after the failure passed."""
-    monkeypatch.setattr(db_commands, "insert_message", failing(TRANSIENT[kind](tmp_path)))
+    monkeypatch.setattr(
+        db_commands, "insert_message_for_member", failing(TRANSIENT[kind](tmp_path))
+    )
     payload = {"chat_id": 1, "body": "hello", "client_id": "again-1"}
     # The database's own "busy" says so in its words; every other failure in the general ones.
     sentence = BUSY_MESSAGE if kind == "every pooled connection busy" else UNAVAILABLE
