@@ -117,7 +117,7 @@ def test_a_hidden_page_plays_a_sound_unless_turned_off(page_for):
     expect(chat_in_list(dan, "bob2").locator(".chat-preview")).to_contain_text("Seen while")
     dan.evaluate(HIDE_TAB, True)
     send_message(bob, "Are you there?")
-    dan.wait_for_function("window.__plays.length > 0")
+    dan.wait_for_function("() => window.__plays.length > 0")
     plays = dan.evaluate("window.__plays")
     assert len(plays) == 1
     assert plays[0].endswith("/static/sounds/notify.wav")

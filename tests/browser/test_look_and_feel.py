@@ -189,7 +189,7 @@ def test_permission_is_asked_only_when_the_user_presses_the_button(page_for):
     expect(button).to_be_visible()
     assert yan.evaluate("window.__permissionRequests") == 0
     button.click()
-    yan.wait_for_function("window.__permissionRequests === 1")
+    yan.wait_for_function("() => window.__permissionRequests === 1")
 
 
 def test_a_hidden_tab_notifies_of_messages_in_other_chats_only(page_for):
@@ -228,7 +228,7 @@ def test_a_hidden_tab_notifies_of_messages_in_other_chats_only(page_for):
     )
     open_chat(ann, "Garden")
     send_message(ann, "The tomatoes are ripe")
-    zoe.wait_for_function("window.__notifications.length > 0")
+    zoe.wait_for_function("() => window.__notifications.length > 0")
     assert notifications(zoe) == [{"title": "ann in Garden", "body": "The tomatoes are ripe"}]
 
     zoe.evaluate(HIDE_TAB, False)
@@ -254,7 +254,7 @@ def test_clicking_a_notification_opens_its_chat(page_for):
     bea.evaluate(HIDE_TAB, True)
     start_direct_chat(cyd, "bea")
     send_message(cyd, "Call me")
-    bea.wait_for_function("window.__notifications.length === 1")
+    bea.wait_for_function("() => window.__notifications.length === 1")
     assert notifications(bea)[0]["title"] == "cyd"
     bea.evaluate(HIDE_TAB, False)
     bea.evaluate("window.__last.dispatchEvent(new Event('click'))")

@@ -118,7 +118,7 @@ def test_a_mention_in_a_channel_notifies_through_the_service_worker(page_for):
         "erin: Nothing for dan here"
     )
     send(erin, "@dan can you open the door?")
-    dan.wait_for_function(f"({NOTIFICATIONS})().then(found => found.length > 0)")
+    dan.wait_for_function(f"async () => (await ({NOTIFICATIONS})()).length > 0")
     chat_id = int(erin.url.rsplit("=", 1)[1])
     assert dan.evaluate(NOTIFICATIONS) == [
         {
@@ -149,7 +149,7 @@ def test_a_mention_notifies_with_the_page_own_notification_without_a_worker(page
         "gus: No one named"
     )
     send(gus, "@fay lunch?")
-    fay.wait_for_function("window.__notifications.length > 0")
+    fay.wait_for_function("() => window.__notifications.length > 0")
     assert fay.evaluate("window.__notifications") == [
         {"title": "gus in General Talk", "body": "@fay lunch?"}
     ]

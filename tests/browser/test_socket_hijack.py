@@ -61,7 +61,7 @@ def test_a_same_site_page_cannot_read_a_logged_in_visitors_socket_session(page_f
     handshakes: list[Request] = []
     alice.on("request", lambda r: handshakes.append(r) if "/socket.io/" in r.url else None)
     alice.goto(attacker_url)
-    alice.wait_for_function("window.finished === true")
+    alice.wait_for_function("() => window.finished === true")
 
     assert alice.evaluate("window.stolen") is None, "the page read alice's session id"
     assert len(handshakes) == 1 and "j=0" in handshakes[0].url
