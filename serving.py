@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Flask
@@ -121,6 +121,33 @@ def disable_websocket_compression() -> None:
     websocket.WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
 
 
+def apply_websocket_mask(
+    data: bytes, mask: Sequence[int], length: int | None = None, offset: int = 0
+) -> bytes:
+    """``data``'s first ``length`` bytes XORed with the 4-byte ``mask``, starting at byte
+    ``offset`` of the mask's cycle (RFC 6455, 5.3): what eventlet's ``_apply_mask`` returns,
+    computed as one XOR of two big integers instead of a bytes object per byte."""
+    if length is None:
+        length = len(data)
+    if length == 0:
+        return b""
+    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    repeated = (key * (length // 4 + 1))[:length]
+    unmasked = int.from_bytes(data[:length], "little") ^ int.from_bytes(repeated, "little")
+    return unmasked.to_bytes(length, "little")
+
+
+def speed_up_websocket_masking() -> None:
+    """Unmask the frames browsers send (every client frame is masked) in C-speed steps.
+
+    eventlet joins one new bytes object per byte of a frame: ~20 µs for a 150-byte message
+    and about 10 ms on the loop for a 64 KiB one, for every socket that sends one.
+    """
+    from eventlet import websocket
+
+    websocket.RFC6455WebSocket._apply_mask = staticmethod(apply_websocket_mask)
+
+
 def serve(app: Flask, listener: Any) -> None:
     """What ``socketio.run`` does on eventlet, with a listen backlog for a crowd (after a
     restart every open page reconnects at once, and eventlet's default backlog of 50 would
@@ -135,6 +162,7 @@ def serve(app: Flask, listener: Any) -> None:
     max_connections = app.config["MAX_CONNECTIONS"]
     raise_open_files_limit(max_connections + 100)
     disable_websocket_compression()
+    speed_up_websocket_masking()
     scheme = "https" if local_tls.serves_tls(app.config) else "http"
     if scheme == "https":
         socketio = app.extensions["socketio"]
