@@ -115,3 +115,18 @@ def test_a_login_waits_while_every_connection_of_the_pool_is_in_use(make_app):
         answer = app.test_client().post("/login", data={"username": "alice", "password": PASSWORD})
         assert answer.status_code == 303
         assert released.is_set()  # it could only have gone on once the connection was free
+
+
+def test_limit_counters_in_another_redis_get_a_blocking_pool_of_their_own(make_app):
+    with redis_prefix() as prefix:
+        app = make_app(
+            REDIS_URL=TEST_REDIS_URL,
+            REDIS_PREFIX=prefix,
+            RATELIMIT_STORAGE_URI=f"{TEST_REDIS_URL}?client_name={prefix}-limits",
+            REDIS_POOL_SIZE=4,
+        )
+        pool = app.extensions["rate_limiter"].storage.storage.connection_pool
+        assert isinstance(pool, redis.BlockingConnectionPool)
+        assert pool.max_connections == 4
+        assert pool is not app.config["SESSION_REDIS"].connection_pool
+        assert pool.connection_kwargs["client_name"] == f"{prefix}-limits"
