@@ -125,6 +125,33 @@ def stop_knocking(manager: ResyncingRedisManager, queue: OwnRedis) -> None:
     manager.redis_url = f"unix://{queue.folder / 'gone.sock'}"
 
 
+def test_a_publish_on_a_connection_redis_closed_leaves_the_listener_subscribed(queue):
+    """Redis closes the publishers' connection (a client timeout, a CLIENT KILL): the next
+    publish goes out on a new connection of the same pool, and the listener, on its own
+    connection, hears on without a break."""
+    manager = ResyncingRedisManager(queue.url, channel="closed-publisher")
+    sockets = Sockets()
+    manager.server = sockets
+    heard = listen_in_background(manager)
+    wait_until(lambda: subscribers(queue, "closed-publisher") == 1, "the listener subscribes")
+    emit = {"method": "emit", "event": "x", "data": [{}], "namespace": "/", "room": "r"}
+    manager._publish({**emit, "event": "before"})
+    wait_until(lambda: len(heard) == 1, "the listener hears the first publish")
+
+    admin = redis.Redis.from_url(queue.url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # the publisher's
+    admin.close()
+    manager._publish({**emit, "event": "after"})
+    manager._publish({**emit, "event": "later"})
+
+    wait_until(lambda: len(heard) == 3, "the listener hears every publish")
+    assert [json.loads(data)["event"] for data in heard] == ["before", "after", "later"]
+    time.sleep(1)  # a listener that lost its connection would say so within this
+    assert sockets.emitted == []
+    assert manager.unpublished_since is None
+    stop_knocking(manager, queue)
+
+
 def test_a_publish_that_fails_leaves_the_listener_subscribed(queue):
     """Every connection of the publishers' pool is taken: a publish fails, and the listener
     hears on regardless (it used to lose its subscription, "I/O operation on closed file",
