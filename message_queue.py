@@ -49,8 +49,9 @@ RESYNC_EVENT = "resync"
 # The listener's first wait after losing Redis, doubled after each failure up to the cap.
 RETRY_FIRST_SECONDS = 0.5
 RETRY_CAP_SECONDS = 2.0
-# A connection attempt to an unreachable Redis gives up after this long (the publish of
-# an emit waits that long at most; the sender's ack follows it).
+# A connection attempt to an unreachable Redis gives up after this long. The publish of an
+# emit (the sender's ack follows it) waits at most for a free connection of the pool, then
+# for two such attempts.
 CONNECT_TIMEOUT_SECONDS = 2.0
 # How far before the moment the queue was lost the catch-up starts: a message is stamped
 # when its insert starts and published after its commit, which may wait for the database.
