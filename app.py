@@ -90,7 +90,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         UPLOAD_FORM_OVERHEAD
     )
     redis_client = (
-        redis.Redis.from_url(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else None
+        redis.Redis(connection_pool=redis_pool(app.config["REDIS_URL"], app.config))
+        if app.config["REDIS_URL"]
+        else None
     )
 
     private_files.make_data_private(app)
@@ -103,7 +105,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    _init_limits(app)
+    _init_limits(app, redis_client)
     _init_presence(app, redis_client)
     app.after_request(security_headers)
     app.register_blueprint(auth.bp)
@@ -117,6 +119,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     https_pages.init_app(app)
     app_shell.init_app(app)
     return app
+
+
+def redis_pool(url: str, config: Mapping[str, Any]) -> redis.BlockingConnectionPool:
+    """A pool of at most ``REDIS_POOL_SIZE`` connections to ``url`` in which a caller waits
+    up to ``REDIS_POOL_WAIT_SECONDS`` for a free one; redis-py's default pool fails at once
+    ("Too many connections") when a burst takes them all."""
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=config["REDIS_POOL_SIZE"], timeout=config["REDIS_POOL_WAIT_SECONDS"]
+    )
 
 
 def _init_sessions(app: Flask, redis_client: redis.Redis | None) -> None:
@@ -154,7 +165,10 @@ def _init_socketio(app: Flask) -> None:
     queue = None
     if app.config["REDIS_URL"]:
         queue = ResyncingRedisManager(
-            app.config["REDIS_URL"], channel=f"{app.config['REDIS_PREFIX']}-socketio"
+            app.config["REDIS_URL"],
+            channel=f"{app.config['REDIS_PREFIX']}-socketio",
+            pool_size=app.config["REDIS_POOL_SIZE"],
+            pool_wait_seconds=app.config["REDIS_POOL_WAIT_SECONDS"],
         )
     socketio.init_app(
         app,
@@ -183,20 +197,29 @@ def _init_socketio(app: Flask) -> None:
     socket_budget.install(socketio.server, app.config["MAX_UNSENT_BYTES_PER_SOCKET"])
 
 
-def _init_limits(app: Flask) -> None:
+def _init_limits(app: Flask, redis_client: redis.Redis | None) -> None:
     """One limiter for HTTP routes and Socket.IO events; its counters in Redis when the
-    workers share one (unless RATELIMIT_STORAGE_URI names another storage)."""
+    workers share one (unless RATELIMIT_STORAGE_URI names another storage), through the
+    pool of ``redis_client`` (or a blocking pool of its own for another Redis)."""
     storage_uri = app.config["RATELIMIT_STORAGE_URI"]
     if app.config["REDIS_URL"] and storage_uri == DEFAULTS["RATELIMIT_STORAGE_URI"]:
         storage_uri = app.config["REDIS_URL"]
     prefix = app.config["REDIS_PREFIX"]
+    storage_options: dict[str, Any] = {}
+    if storage_uri.startswith("redis"):
+        storage_options["key_prefix"] = f"{prefix}:limits"
+    if redis_client is not None and storage_uri == app.config["REDIS_URL"]:
+        storage_options["connection_pool"] = redis_client.connection_pool
+    elif storage_uri.startswith(("redis://", "rediss://", "redis+unix://")):
+        # limits' own client would have redis-py's default pool (sentinel and cluster
+        # storages keep theirs).
+        url = storage_uri.replace("redis+unix://", "unix://")
+        storage_options["connection_pool"] = redis_pool(url, app.config)
     app.extensions["rate_limiter"] = Limiter(
         get_remote_address,
         app=app,
         storage_uri=storage_uri,
-        storage_options={"key_prefix": f"{prefix}:limits"}
-        if storage_uri.startswith("redis")
-        else {},
+        storage_options=storage_options,
         key_prefix=prefix,
         headers_enabled=True,  # Retry-After on a 429 tells a client when to try again
     )

@@ -583,8 +583,9 @@ class _GroupCommit:
     """
 
     # Each write of a group wakes its caller at once, and each caller then publishes its
-    # emits on Redis: with 256 a burst took more than the 100 connections of a redis-py
-    # pool at once ("Too many connections"). Groups here are a few writes till overload.
+    # emits on Redis: with 256 a burst took more than the 100 connections of redis-py's
+    # default pool at once ("Too many connections"; the chat's pools now make a burst wait,
+    # REDIS_POOL_SIZE). Groups here are a few writes till overload.
     MAX_GROUP = 32
 
     def __init__(self, database: PostgresDatabase):

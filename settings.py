@@ -73,6 +73,12 @@ DEFAULTS: dict[str, Any] = {
     # counters and presence, every key under REDIS_PREFIX. Empty: one process, in memory.
     "REDIS_URL": "",
     "REDIS_PREFIX": "chat",
+    # Each worker's Redis connections: one pool for sessions, limit counters and presence,
+    # one for publishing on the message queue, each of at most REDIS_POOL_SIZE; a caller
+    # that finds every connection of its pool in use waits up to REDIS_POOL_WAIT_SECONDS
+    # for one (then: "try again").
+    "REDIS_POOL_SIZE": 50,
+    "REDIS_POOL_WAIT_SECONDS": 5.0,
     "PASSWORD_HASH_METHOD": "scrypt",
     # The browser origin(s) the chat is served from when a reverse proxy changes the scheme
     # or host, e.g. "https://chat.example.org"; empty: only the same origin may connect.

@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -206,6 +207,15 @@ def run_all(
     return results
 
 
+def keep_logs(folder: Path, into: Path) -> None:
+    """Copy every log the servers of a run wrote under ``folder`` into ``into``, keeping
+    their relative paths (the run's folder is deleted when it ends)."""
+    for log in folder.rglob("*.log"):
+        target = into / log.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+
+
 def main() -> None:
     """Parse the command line, run, write results.json and summary.md (and plots)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -224,6 +234,11 @@ def main() -> None:
     parser.add_argument(
         "--cluster-kinds",
         help=f"comma-separated, of {', '.join(scenarios.CLUSTER_KINDS)} (default all)",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="copy the servers' logs (each worker's, nginx's) into <out>/logs",
     )
     servers.add_nice_option(parser, "servers and load generator")
     args = parser.parse_args()
@@ -247,7 +262,11 @@ def main() -> None:
         parser.error(f"unknown scenario: {', '.join(sorted(unknown))}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        results = run_all(settings, only, app_dir, Path(folder))
+        try:
+            results = run_all(settings, only, app_dir, Path(folder))
+        finally:
+            if args.keep_logs:
+                keep_logs(Path(folder), out / "logs")
     results.update(
         label=args.label,
         mode=mode,

@@ -110,3 +110,96 @@ def test_an_emit_that_could_not_be_published_makes_a_resync_for_the_other_worker
     assert json.loads(listener.get_message(timeout=5)["data"])["event"] == "x"
     assert listener.get_message(timeout=0.5) is None
     listener.close()
+
+
+def listen_in_background(manager: ResyncingRedisManager) -> list[bytes]:
+    """Run the manager's listener in a thread; what it hears is appended to the list."""
+    heard: list[bytes] = []
+    threading.Thread(target=lambda: heard.extend(manager._listen()), daemon=True).start()
+    return heard
+
+
+def stop_knocking(manager: ResyncingRedisManager, queue: OwnRedis) -> None:
+    """The listener never ends: once this Redis is gone, let it knock where nothing will
+    ever listen, rather than on a port that a later test may be given."""
+    manager.redis_url = f"unix://{queue.folder / 'gone.sock'}"
+
+
+def test_a_publish_on_a_connection_redis_closed_leaves_the_listener_subscribed(queue):
+    """Redis closes the publishers' connection (a client timeout, a CLIENT KILL): the next
+    publish goes out on a new connection of the same pool, and the listener, on its own
+    connection, hears on without a break."""
+    manager = ResyncingRedisManager(queue.url, channel="closed-publisher")
+    sockets = Sockets()
+    manager.server = sockets
+    heard = listen_in_background(manager)
+    wait_until(lambda: subscribers(queue, "closed-publisher") == 1, "the listener subscribes")
+    emit = {"method": "emit", "event": "x", "data": [{}], "namespace": "/", "room": "r"}
+    manager._publish({**emit, "event": "before"})
+    wait_until(lambda: len(heard) == 1, "the listener hears the first publish")
+
+    admin = redis.Redis.from_url(queue.url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # the publisher's
+    admin.close()
+    manager._publish({**emit, "event": "after"})
+    manager._publish({**emit, "event": "later"})
+
+    wait_until(lambda: len(heard) == 3, "the listener hears every publish")
+    assert [json.loads(data)["event"] for data in heard] == ["before", "after", "later"]
+    time.sleep(1)  # a listener that lost its connection would say so within this
+    assert sockets.emitted == []
+    assert manager.unpublished_since is None
+    stop_knocking(manager, queue)
+
+
+def test_a_publish_that_fails_leaves_the_listener_subscribed(queue):
+    """Every connection of the publishers' pool is taken: a publish fails, and the listener
+    hears on regardless (it used to lose its subscription, "I/O operation on closed file",
+    when the failed publish made a new client and the old one closed its pool)."""
+    manager = ResyncingRedisManager(
+        queue.url, channel="failed-publish", pool_size=1, pool_wait_seconds=0.2
+    )
+    sockets = Sockets()
+    manager.server = sockets
+    heard = listen_in_background(manager)
+    wait_until(lambda: subscribers(queue, "failed-publish") == 1, "the listener subscribes")
+    emit = {"method": "emit", "event": "x", "data": [{}], "namespace": "/", "room": "r"}
+
+    taken = manager.pool.get_connection()
+    manager._publish({**emit, "event": "not published"})
+    assert manager.unpublished_since is not None
+    manager.pool.release(taken)
+    manager._publish(emit)
+
+    wait_until(lambda: len(heard) == 2, "the listener hears the publish and the resync")
+    assert [json.loads(data)["event"] for data in heard] == ["x", RESYNC_EVENT]
+    assert sockets.emitted == []  # the listener itself never lost the queue
+    assert subscribers(queue, "failed-publish") == 1
+    stop_knocking(manager, queue)
+
+
+def test_a_burst_of_publishes_larger_than_the_pool_waits_for_connections(queue):
+    """Sixteen senders at once publish through a pool of two connections: each waits for a
+    free connection, none fails, and every publish is heard once."""
+    manager = ResyncingRedisManager(queue.url, channel="burst", pool_size=2, pool_wait_seconds=5)
+    manager.server = Sockets()
+    heard = listen_in_background(manager)
+    wait_until(lambda: subscribers(queue, "burst") == 1, "the listener subscribes")
+    start = threading.Barrier(16)
+
+    def sender(number: int) -> None:
+        start.wait()
+        for turn in range(10):
+            manager._publish({"method": "emit", "event": f"{number}-{turn}", "data": [{}]})
+
+    senders = [threading.Thread(target=sender, args=(number,)) for number in range(16)]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    wait_until(lambda: len(heard) >= 160, "the listener hears every publish")
+    events = sorted(json.loads(data)["event"] for data in heard)
+    assert events == sorted(f"{n}-{t}" for n in range(16) for t in range(10))
+    assert manager.unpublished_since is None
+    assert len(manager.pool._connections) <= 2
+    stop_knocking(manager, queue)

@@ -592,8 +592,14 @@ async function scenarioRates(browsers, sockets) {
       result.passed = passes(result);
       result.first_attempt = {
         sent: first.sent,
+        acked: first.acked,
+        stored_ids: first.stored_ids,
+        ack_errors: first.ack_errors,
+        ack_timeouts: first.ack_timeouts,
+        first_error: first.first_error,
         latency_ms: first.latency_ms,
         lost: first.lost,
+        duplicates: first.duplicates,
         server_cpu_pct: first.server_cpu_pct,
         others_cpu_pct: first.others_cpu_pct,
       };
