@@ -249,6 +249,7 @@ class DatabaseThreads:
         self._raw = db.open_raw()
         self._raw.execute("PRAGMA busy_timeout = 0")
         self._raw.execute("PRAGMA wal_autocheckpoint = 0")
+        self._conn = database.SQLiteConnection(self._raw)
         # Held by whoever uses the connection; the loop only ever tries it, never waits.
         self._conn_lock = self.threading.Lock()
         # Writes handed to the writer thread and not finished yet.
@@ -325,7 +326,7 @@ class DatabaseThreads:
                 return False
             job.fail(error)
             return True
-        job.run(database.SQLiteConnection(raw))
+        job.run(self._conn)
         if job.error is not None:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
@@ -409,7 +410,7 @@ class DatabaseThreads:
         if not self._begin(raw):
             return
         group = self._group
-        conn = database.SQLiteConnection(raw)
+        conn = self._conn
         if len(group) == 1:
             # Alone in its transaction: no savepoint needed to undo it alone.
             job = group[0]
@@ -474,9 +475,8 @@ class DatabaseThreads:
             if not database.is_busy(error):
                 log.error("Indexing messages for search failed: %s", error)
             return
-        conn = database.SQLiteConnection(raw)
         try:
-            count = database.call_on(conn, db_commands.index_new_messages, (), {})
+            count = database.call_on(self._conn, db_commands.index_new_messages, (), {})
             raw.execute("COMMIT")
         except sqlite3.Error:
             log.exception("Indexing messages for search failed")
