@@ -84,8 +84,12 @@ def bound(conn: Connection) -> Iterator[Connection]:
 
 def call_on(conn: Connection, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping) -> Any:
     """Run ``fn`` with ``conn`` as its connection (and that of the functions it calls)."""
-    with bound(conn):
+    # bound()'s work without a generator: this runs for every unit of work.
+    token = _current.set(conn)
+    try:
         return fn(*args, **kwargs)
+    finally:
+        _current.reset(token)
 
 
 def schema_versions(sql: str) -> list[tuple[int, str]]:

@@ -12,7 +12,9 @@ returns at once. A function called from inside another runs on its caller's conn
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -883,6 +885,8 @@ _SEARCH_SELECT = {
         _MESSAGE_SOURCE, _SEARCH_CHAT_COLUMNS + _MESSAGE_SOURCE, 1
     ),
 }
+# SQLite's messages above the index's mark (not indexed yet), by id.
+_SEARCH_BY_ID = _SEARCH_SELECT["postgresql"]
 _SEARCH_JOINS = """
     JOIN chat_members AS cm ON cm.chat_id = m.chat_id AND cm.user_id = ?
     JOIN chats AS c ON c.id = m.chat_id
@@ -927,6 +931,22 @@ def _prefix_terms(db: Connection, prefix: str) -> list[str] | None:
     return None
 
 
+# SQLite's search index holds the messages up to messages_search_state.indexed_up_to; the
+# writer thread adds the newer ones in batches (index_new_messages). A search matches those
+# newer messages itself, in an index of their own made for it in memory with the same
+# rules, so every stored message is found at once.
+_INDEXED_UP_TO = "SELECT indexed_up_to FROM messages_search_state WHERE id = 1"
+_UNINDEXED_OF_READER = """
+    SELECT m.id, m.body FROM messages AS m
+    JOIN chat_members AS cm ON cm.chat_id = m.chat_id AND cm.user_id = ?
+    WHERE m.id > ? AND m.id < ? AND (? IS NULL OR m.chat_id = ?)
+"""
+# query.sql's version 8: the index's tokenizer.
+_SEARCH_TOKENIZER = "unicode61 remove_diacritics 2"
+# Messages added to the index in one statement at most: bounds a transaction's length.
+INDEX_BATCH_MAX = 2000
+
+
 @read
 def list_messages_matching(
     user_id: int, query: SearchQuery, chat_id: int | None, before_id: int | None, limit: int
@@ -936,24 +956,87 @@ def list_messages_matching(
     newest first, with ``chat_kind`` and ``chat_name``."""
     db = get_db()
     dialect = db.dialect
+    before = _NO_UPPER_BOUND if before_id is None else before_id
+    found: list[dict[str, Any]] = []
     if dialect == "sqlite":
+        # Read first: messages indexed after this are still above it, and found below.
+        indexed_up_to = db.scalar(_INDEXED_UP_TO) or 0
+        found = _matching_unindexed(db, user_id, query, chat_id, indexed_up_to, before, limit)
+        if len(found) >= limit:
+            return found
+        before = min(before, indexed_up_to + 1)
         prefix_terms = _prefix_terms(db, query.prefix_word) if query.prefix else None
         if prefix_terms == []:
-            return []  # no indexed word starts so
+            return found  # no indexed word starts so
         match = query.fts5(prefix_terms)
     else:
         match = query.tsquery()
-    return db.all(
+    return found + db.all(
         _SEARCH_SELECT[dialect] + _SEARCH_JOINS + _SEARCH_MATCH[dialect] + _SEARCH_ORDER[dialect],
-        (
-            user_id,
-            chat_id,
-            chat_id,
-            match,
-            _NO_UPPER_BOUND if before_id is None else before_id,
-            limit,
-        ),
+        (user_id, chat_id, chat_id, match, before, limit - len(found)),
     )
+
+
+def _matching_unindexed(
+    db: Connection,
+    user_id: int,
+    query: SearchQuery,
+    chat_id: int | None,
+    indexed_up_to: int,
+    before: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """``list_messages_matching``'s answer among the reader's messages above the search
+    index's mark (a few: the writer thread indexes them in batches), matched by an FTS5
+    index of their own, in memory, with the same tokenizer and query."""
+    rows = db.execute(
+        _UNINDEXED_OF_READER, (user_id, indexed_up_to, before, chat_id, chat_id)
+    ).fetchall()
+    if not rows:
+        return []
+    with contextlib.closing(sqlite3.connect(":memory:")) as memory:
+        memory.execute(
+            f"CREATE VIRTUAL TABLE recent USING fts5 (body, tokenize = '{_SEARCH_TOKENIZER}')"
+        )
+        memory.executemany("INSERT INTO recent (rowid, body) VALUES (?, ?)", rows)
+        ids = [
+            row[0]
+            for row in memory.execute(
+                "SELECT rowid FROM recent WHERE recent MATCH ? ORDER BY rowid DESC LIMIT ?",
+                (query.fts5(), limit),
+            )
+        ]
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids))
+    return db.all(
+        _SEARCH_BY_ID + _SEARCH_JOINS + f"m.id IN ({marks}) ORDER BY m.id DESC",
+        (user_id, chat_id, chat_id, *ids),
+    )
+
+
+def index_new_messages() -> int:
+    """Add the messages above the search index's mark to the index (up to
+    ``INDEX_BATCH_MAX``, oldest first) and move the mark past them; return how many.
+
+    SQLite only; run by the writer thread inside a transaction of its own. One statement
+    for the batch: FTS5 then writes one segment for all of them, where a trigger per
+    message wrote one each (about 30 µs a message)."""
+    db = get_db()
+    indexed_up_to = db.scalar(_INDEXED_UP_TO) or 0
+    top = db.scalar(
+        """SELECT MAX(id) FROM (SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?)""",
+        (indexed_up_to, INDEX_BATCH_MAX),
+    )
+    if top is None:
+        return 0
+    count = db.execute(
+        """INSERT INTO messages_search (rowid, body)
+           SELECT id, body FROM messages WHERE id > ? AND id <= ?""",
+        (indexed_up_to, top),
+    ).rowcount
+    db.execute("UPDATE messages_search_state SET indexed_up_to = ? WHERE id = 1", (top,))
+    return count
 
 
 @write

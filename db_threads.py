@@ -12,7 +12,10 @@ unit of work) runs where it cannot hold the others:
   only after that COMMIT returned, so an acknowledged message is stored. When another
   process holds the lock, the writer thread retries it; a write still waiting when its
   timeout (``DB_WRITE_TIMEOUT_SECONDS``) runs out fails with ``database.DatabaseBusy``.
-  It also checkpoints the WAL (the connection's automatic checkpoints are off).
+  It also checkpoints the WAL (the connection's automatic checkpoints are off), and adds
+  new messages to the search index in batches (``db_commands.index_new_messages``), after
+  ``SEARCH_INDEX_EVERY`` writes or when writes pause for ``SEARCH_INDEX_IDLE_S``, in a
+  transaction of its own after the writes' callers have their answers.
 - **A write that comes on its own** (not within ``BURST_GAP_S`` of the previous one,
   nothing queued for the writer thread) runs where it is called, on the same connection,
   if the lock can be taken at once: the connection's busy timeout is 0 and it never
@@ -56,8 +59,14 @@ CHECKPOINT_EVERY = 250
 # writer thread, where the writes of a burst share one COMMIT. A write on its own runs
 # where it is called if the lock is free right now (it never waits there).
 BURST_GAP_S = 0.0002
+# The writer thread indexes the new messages for search after this many writes, or once
+# writes pause this long. A search matches the messages not indexed yet itself, so this
+# only bounds how many it has to (db_commands.list_messages_matching).
+SEARCH_INDEX_EVERY = 100
+SEARCH_INDEX_IDLE_S = 0.5
 _STOP = object()
 _CHECKPOINT = object()
+_INDEX = object()
 
 
 def is_green() -> bool:
@@ -240,6 +249,7 @@ class DatabaseThreads:
         self._raw = db.open_raw()
         self._raw.execute("PRAGMA busy_timeout = 0")
         self._raw.execute("PRAGMA wal_autocheckpoint = 0")
+        self._conn = database.SQLiteConnection(self._raw)
         # Held by whoever uses the connection; the loop only ever tries it, never waits.
         self._conn_lock = self.threading.Lock()
         # Writes handed to the writer thread and not finished yet.
@@ -248,6 +258,10 @@ class DatabaseThreads:
         self._last_write = 0.0
         self._group: list[Job] = []
         self._stopping = False
+        # Writes committed since the search index last caught up; 1 at start, so messages a
+        # crash left unindexed are indexed at the first pause.
+        self._unindexed = 1
+        self._index_queued = False
         self.groups_committed = 0
         self._threads = [self.threading.Thread(target=self._write_loop, name="db-writer")]
         self._threads += [
@@ -312,7 +326,7 @@ class DatabaseThreads:
                 return False
             job.fail(error)
             return True
-        job.run(database.SQLiteConnection(raw))
+        job.run(self._conn)
         if job.error is not None:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
@@ -358,12 +372,19 @@ class DatabaseThreads:
 
     def _write_loop(self) -> None:
         while True:
-            first = self._writes.get()
+            try:
+                first = self._writes.get(timeout=SEARCH_INDEX_IDLE_S if self._unindexed else None)
+            except self._empty:
+                first = _INDEX
             if first is _STOP:
                 break
             with self._conn_lock:
                 if first is _CHECKPOINT:
                     self._checkpoint()
+                    continue
+                if first is _INDEX:
+                    self._index_queued = False
+                    self._index_search()
                     continue
                 self._group = [first]
                 try:
@@ -377,6 +398,8 @@ class DatabaseThreads:
                             job.fail(error)
                     self._settle(self._group)
                 self._group = []
+                if self._unindexed >= SEARCH_INDEX_EVERY:
+                    self._index_search()
             if self._stopping:
                 break
         self._raw.close()
@@ -387,7 +410,7 @@ class DatabaseThreads:
         if not self._begin(raw):
             return
         group = self._group
-        conn = database.SQLiteConnection(raw)
+        conn = self._conn
         if len(group) == 1:
             # Alone in its transaction: no savepoint needed to undo it alone.
             job = group[0]
@@ -433,6 +456,40 @@ class DatabaseThreads:
         self.groups_committed += 1
         if self.groups_committed % CHECKPOINT_EVERY == 0:
             self._writes.put(_CHECKPOINT)
+        self._unindexed += len(jobs)
+        if self._unindexed >= SEARCH_INDEX_EVERY and not self._index_queued:
+            # Committed on the caller's thread: the writer thread may be waiting for work.
+            self._index_queued = True
+            self._writes.put(_INDEX)
+
+    def _index_search(self) -> None:
+        """Add the messages stored since the last time to the search index, in a
+        transaction of their own (tried once: if another process holds the lock, the next
+        pause tries again)."""
+        import db_commands
+
+        raw = self._raw
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if not database.is_busy(error):
+                log.error("Indexing messages for search failed: %s", error)
+            return
+        try:
+            count = database.call_on(self._conn, db_commands.index_new_messages, (), {})
+            raw.execute("COMMIT")
+        except sqlite3.Error:
+            log.exception("Indexing messages for search failed")
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            return
+        if count < db_commands.INDEX_BATCH_MAX:
+            self._unindexed = 0
+        elif not self._index_queued:
+            # More are waiting (stored by another program): the next batch comes after the
+            # writes queued meanwhile.
+            self._index_queued = True
+            self._writes.put(_INDEX)
 
     def _checkpoint(self) -> None:
         try:
@@ -471,7 +528,10 @@ class DatabaseThreads:
             if later is _STOP:
                 self._stopping = True
                 break
-            if later is not _CHECKPOINT:
+            if later is _INDEX:
+                # Done after this group: it has enough writes by now.
+                self._index_queued = False
+            elif later is not _CHECKPOINT:
                 group.append(later)
         return True
 

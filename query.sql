@@ -206,3 +206,44 @@ CREATE TABLE sign_in_links (
 -- version: 10
 -- query_postgresql.sql's version 10 makes PostgreSQL's search fold cheaper for ASCII
 -- bodies; nothing changes here.
+
+-- version: 11
+-- Search indexes new messages in batches: the writer thread adds every message above
+-- indexed_up_to to the index at once (db_commands.index_new_messages), in one statement,
+-- instead of a trigger per message, which made FTS5 write a segment of its own for each
+-- message. A search reads the index up to indexed_up_to and matches the few newer
+-- messages itself (db_commands.list_messages_matching), so a message is found as soon
+-- as it is stored. The triggers now keep only the indexed messages: an edit or a deletion
+-- of a message below the mark, and a message stored below it (an id reused after the
+-- newest message was deleted).
+CREATE TABLE messages_search_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed_up_to INTEGER NOT NULL
+);
+INSERT INTO messages_search_state (id, indexed_up_to)
+VALUES (1, (SELECT COALESCE(MAX(id), 0) FROM messages));
+
+DROP TRIGGER messages_search_insert;
+DROP TRIGGER messages_search_edit;
+DROP TRIGGER messages_search_delete;
+
+CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
+WHEN NEW.id <= (SELECT indexed_up_to FROM messages_search_state WHERE id = 1)
+BEGIN
+    INSERT INTO messages_search (rowid, body) VALUES (NEW.id, NEW.body);
+END;
+
+CREATE TRIGGER messages_search_edit AFTER UPDATE OF body ON messages
+WHEN OLD.id <= (SELECT indexed_up_to FROM messages_search_state WHERE id = 1)
+BEGIN
+    INSERT INTO messages_search (messages_search, rowid, body)
+    VALUES ('delete', OLD.id, OLD.body);
+    INSERT INTO messages_search (rowid, body) VALUES (NEW.id, NEW.body);
+END;
+
+CREATE TRIGGER messages_search_delete AFTER DELETE ON messages
+WHEN OLD.id <= (SELECT indexed_up_to FROM messages_search_state WHERE id = 1)
+BEGIN
+    INSERT INTO messages_search (messages_search, rowid, body)
+    VALUES ('delete', OLD.id, OLD.body);
+END;

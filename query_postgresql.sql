@@ -182,3 +182,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN CASE
         'aaaaaaceeeeiiiinooooouuuuyyaaaccccdeeeeegggghiiiijklllnnnooorrrssssttuuuuuuwyzzzouaiouuuuuaagkoojgnaaaeeiioorruusthaeooooyabbbcdddddeeeeefghhhhhiikkkllllmmmnnnnoooopprrrrsssssttttuuuuuvvwwwwwxxyzzzhtwyaaaaaaaaaaaaeeeeeeeeiioooooooooooouuuuuuuyyyy'
     )
 END;
+
+-- version: 11
+-- query.sql's version 11 makes SQLite index new messages for search in batches; the
+-- search vector here is a column of the message's own row: nothing changes here.

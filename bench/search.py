@@ -126,6 +126,11 @@ def seed_database(database_url: str, lines: list[str], facts: dict[str, Any]) ->
             " VALUES (?, ?, ?, ?, ?, ?)",
             (line.rstrip("\n").split("\t") for line in lines),
         )
+        # The server's writer thread indexes new messages in batches; all of them here.
+        raw.execute("INSERT INTO messages_search (rowid, body) SELECT id, body FROM messages")
+        raw.execute(
+            "UPDATE messages_search_state SET indexed_up_to = (SELECT MAX(id) FROM messages)"
+        )
         raw.execute("COMMIT")
         raw.execute("PRAGMA optimize")
     else:

@@ -3,6 +3,7 @@ and the schema upgrade, each on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +18,35 @@ from tests.test_db_threads import GENERAL, make_sqlite_app, person, write_lock
 __all__ = ["make_sqlite_app"]  # a fixture shared with tests/test_db_threads.py
 
 
+@pytest.fixture(autouse=True, params=["as stored", "indexed"])
+def search_index(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs twice on SQLite: with the new messages above the search index's mark,
+    as they are until the writer thread's next batch, and with the index caught up first."""
+    monkeypatch.setattr("db_threads.SEARCH_INDEX_EVERY", 10**9)
+    monkeypatch.setattr("db_threads.SEARCH_INDEX_IDLE_S", 3600.0)
+    return request.param
+
+
+INDEX_FIRST: list[bool] = [False]
+
+
+@pytest.fixture(autouse=True)
+def _index_first(search_index: str) -> Iterator[None]:
+    INDEX_FIRST[0] = search_index == "indexed"
+    yield
+    INDEX_FIRST[0] = False
+
+
+def index_now(app: Any) -> None:
+    """What the writer thread does after a batch of writes: index the new messages."""
+    database_ = app.extensions["database"]
+    if database_.dialect == "sqlite":
+        database_.run("write", db_commands.index_new_messages, (), {})
+
+
 def search(user: Any, text: Any, **extra: Any) -> dict[str, Any]:
+    if INDEX_FIRST[0]:
+        index_now(user.app)
     ack = user.call("search_messages", {"query": text, **extra})
     assert ack["ok"], ack
     return ack
@@ -324,5 +353,40 @@ def test_search_is_a_read_that_answers_while_another_connection_holds_the_write_
     app = make_sqlite_app(DB_WRITE_TIMEOUT_SECONDS=30.0)
     alice = person(app, "alice")
     store(app, GENERAL, alice, "the locked ledger")
+    if INDEX_FIRST[0]:
+        index_now(app)
+        INDEX_FIRST[0] = False  # searched under the lock below, the index as it is
     with write_lock(app):
         assert bodies(alice, "ledg") == ["the locked ledger"]
+
+
+def test_sqlite_indexes_in_batches_and_finds_every_message_meanwhile(make_sqlite_app):
+    """New messages reach the search index in batches; until then a search matches them
+    itself. Edits and deletions on either side of the index's mark are searched at once,
+    and an id reused after the newest message was deleted is indexed as it is stored."""
+    app = make_sqlite_app()
+    alice = person(app, "alice")
+    edited = store(app, GENERAL, alice, "Crème brûlée planning")
+    deleted = store(app, GENERAL, alice, "harbour secrets")
+    index_now(app)
+    mark = query(app, "SELECT indexed_up_to FROM messages_search_state")[0]["indexed_up_to"]
+    assert mark == deleted
+    fresh = store(app, GENERAL, alice, "creme soup planned")
+    assert bodies(alice, "creme plan") == ["creme soup planned", "Crème brûlée planning"]
+    assert bodies(alice, '"soup planned"') == ["creme soup planned"]
+    execute(app, "UPDATE messages SET body = 'tarte tatin' WHERE id = ?", (edited,))
+    execute(app, "UPDATE messages SET body = 'harbour soup' WHERE id = ?", (fresh,))
+    execute(app, "DELETE FROM messages WHERE id = ?", (deleted,))
+    assert bodies(alice, "creme") == [] and bodies(alice, "tatin") == ["tarte tatin"]
+    assert bodies(alice, "harbour") == ["harbour soup"]
+    index_now(app)
+    assert bodies(alice, "creme") == [] and bodies(alice, "tatin") == ["tarte tatin"]
+    assert bodies(alice, "harbour") == ["harbour soup"]
+    # The newest messages deleted below the mark: the next message takes an id below it.
+    index_now(app)
+    execute(app, "DELETE FROM messages WHERE id = ?", (fresh,))
+    assert store(app, GENERAL, alice, "reused number") < fresh
+    assert bodies(alice, "reused") == ["reused number"]
+    index_now(app)
+    assert bodies(alice, "reused") == ["reused number"]
+    assert bodies(alice, "soup") == []
