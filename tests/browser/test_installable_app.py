@@ -19,6 +19,7 @@ from tests.browser.ui import (
     register,
     send_message,
     start_direct_chat,
+    wait_until_async,
     wait_until_chat_is_open,
 )
 
@@ -77,7 +78,7 @@ def test_the_cache_keeps_nothing_of_a_user_who_logged_out(page_for, live_server)
 
     log_out(shared)
     log_in(shared, "bob")
-    shared.wait_for_function(SHELL_FILLED)
+    wait_until_async(shared, SHELL_FILLED)
     shared.context.set_offline(True)
 
     cached = shared.evaluate(CACHED)

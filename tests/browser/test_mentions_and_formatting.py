@@ -16,6 +16,7 @@ from tests.browser.ui import (
     create_channel,
     open_chat,
     register,
+    wait_until_async,
     wait_until_chat_is_open,
 )
 
@@ -118,7 +119,7 @@ def test_a_mention_in_a_channel_notifies_through_the_service_worker(page_for):
         "erin: Nothing for dan here"
     )
     send(erin, "@dan can you open the door?")
-    dan.wait_for_function(f"async () => (await ({NOTIFICATIONS})()).length > 0")
+    wait_until_async(dan, f"async () => (await ({NOTIFICATIONS})()).length > 0")
     chat_id = int(erin.url.rsplit("=", 1)[1])
     assert dan.evaluate(NOTIFICATIONS) == [
         {

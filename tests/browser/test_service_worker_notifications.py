@@ -19,6 +19,7 @@ from tests.browser.ui import (
     register,
     send_message,
     start_direct_chat,
+    wait_until_async,
 )
 
 
@@ -62,7 +63,7 @@ def test_a_direct_message_to_a_hidden_page_notifies_through_the_service_worker(p
     )
     chat_id = start_direct_chat(bob, "dan")
     send_message(bob, "Lunch at noon?")
-    dan.wait_for_function(f"async () => (await ({NOTIFICATIONS})()).length > 0")
+    wait_until_async(dan, f"async () => (await ({NOTIFICATIONS})()).length > 0")
     assert dan.evaluate(NOTIFICATIONS) == [
         {
             "title": "bob",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -11,6 +13,17 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 PASSWORD = "correct horse battery"
 CHATS_URL = re.compile(r"/chats(\?|$)")
 OPEN_CHAT_URL = re.compile(r"/chats\?chat=(\d+)$")
+
+
+def wait_until_async(page: Page, function: str, timeout_s: float = 10) -> Any:
+    """Evaluate the async page ``function`` until its result is truthy; return it.
+    ``wait_for_function`` takes a returned promise as truthy at once, without awaiting it."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := page.evaluate(function)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {function}")
+        page.wait_for_timeout(100)
+    return value
 
 
 def register(page: Page, name: str, password: str = PASSWORD) -> None:
