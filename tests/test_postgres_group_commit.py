@@ -123,10 +123,41 @@ def test_messages_sent_together_share_one_commit_and_a_bad_write_fails_alone(pg_
     assert last[0]["last_message_id"] == max(row["id"] for row in stored)
 
 
+def grouped_between_messages(pg_app: Any, user_id: int, name: str, fn: Any) -> dict[str, Any]:
+    """Message "first" goes alone and waits (its chat's row is held elsewhere); messages
+    "a" and "b" and ``fn`` (as ``name``) queue behind it and go as one group. Every
+    caller's result, by name."""
+    db: database.PostgresDatabase = pg_app.extensions["database"]
+
+    def message(client_id: str) -> Any:
+        return db_commands.insert_message_for_member(GENERAL, user_id, "hi", client_id)
+
+    results: dict[str, Any] = {}
+
+    def call(label: str, write: Any, *args: Any) -> None:
+        with pg_app.app_context():
+            results[label] = db.run("write", write, args, {})
+
+    with chat_row_locked(pg_app, GENERAL):
+        first = threading.Thread(target=call, args=("first", message, "first"))
+        first.start()
+        wait_for(lambda: started(db.group_commit), "the first message never started")
+        others = [
+            threading.Thread(target=call, args=("a", message, "a")),
+            threading.Thread(target=call, args=(name, fn)),
+            threading.Thread(target=call, args=("b", message, "b")),
+        ]
+        for other in others:
+            other.start()
+        wait_for(lambda: db.group_commit.pending_writes() == len(others), "the writes never queued")
+    for thread in [first, *others]:
+        thread.join(WAIT_S)
+    return results
+
+
 def test_a_write_that_swallows_its_error_is_written_alone_and_the_others_kept(pg_app):
     """A write that catches its own statement's error leaves the shared transaction
     refusing every statement: it is run again alone, and the writes beside it stay."""
-    db: database.PostgresDatabase = pg_app.extensions["database"]
     with pg_app.app_context():
         user_id = db_commands.insert_user("alice", "x", pg_app.config["DEFAULT_CHANNEL"])
 
@@ -138,30 +169,7 @@ def test_a_write_that_swallows_its_error_is_written_alone_and_the_others_kept(pg
             return "refused"
         return "stored"
 
-    def message(client_id: str) -> Any:
-        return db_commands.insert_message_for_member(GENERAL, user_id, "hi", client_id)
-
-    group = db.group_commit
-    results: dict[str, Any] = {}
-
-    def call(name: str, fn: Any, *args: Any) -> None:
-        with pg_app.app_context():
-            results[name] = db.run("write", fn, args, {})
-
-    with chat_row_locked(pg_app, GENERAL):
-        first = threading.Thread(target=call, args=("first", message, "first"))
-        first.start()
-        wait_for(lambda: started(group), "the first message never started")
-        others = [
-            threading.Thread(target=call, args=("a", message, "a")),
-            threading.Thread(target=call, args=("swallow", swallow)),
-            threading.Thread(target=call, args=("b", message, "b")),
-        ]
-        for other in others:
-            other.start()
-        wait_for(lambda: group.pending_writes() == len(others), "the writes never queued")
-    for thread in [first, *others]:
-        thread.join(WAIT_S)
+    results = grouped_between_messages(pg_app, user_id, "swallow", swallow)
 
     assert results["swallow"] == "refused"
     stored = query(pg_app, "SELECT client_id FROM messages ORDER BY id")
@@ -200,7 +208,6 @@ class Deadlock(Exception):
 def test_a_group_the_server_rolls_back_is_written_one_write_at_a_time(pg_app):
     """A deadlock is nobody's fault: every write of the group is written again alone, and
     each caller gets its own result."""
-    db: database.PostgresDatabase = pg_app.extensions["database"]
     with pg_app.app_context():
         user_id = db_commands.insert_user("alice", "x", pg_app.config["DEFAULT_CHANNEL"])
     in_group: list[bool] = []
@@ -212,30 +219,7 @@ def test_a_group_the_server_rolls_back_is_written_one_write_at_a_time(pg_app):
             raise Deadlock("deadlock detected")
         return "written alone"
 
-    def message(client_id: str) -> Any:
-        return db_commands.insert_message_for_member(GENERAL, user_id, "hi", client_id)
-
-    group = db.group_commit
-    results: dict[str, Any] = {}
-
-    def call(name: str, fn: Any, *args: Any) -> None:
-        with pg_app.app_context():
-            results[name] = db.run("write", fn, args, {})
-
-    with chat_row_locked(pg_app, GENERAL):
-        first = threading.Thread(target=call, args=("first", message, "first"))
-        first.start()
-        wait_for(lambda: started(group), "the first message never started")
-        others = [
-            threading.Thread(target=call, args=("a", message, "a")),
-            threading.Thread(target=call, args=("deadlocked", deadlocked_once)),
-            threading.Thread(target=call, args=("b", message, "b")),
-        ]
-        for other in others:
-            other.start()
-        wait_for(lambda: group.pending_writes() == len(others), "the writes never queued")
-    for thread in [first, *others]:
-        thread.join(WAIT_S)
+    results = grouped_between_messages(pg_app, user_id, "deadlocked", deadlocked_once)
 
     assert results["deadlocked"] == "written alone" and in_group == [True, False]
     stored = query(pg_app, "SELECT client_id FROM messages ORDER BY id")
